@@ -1,0 +1,230 @@
+"""The one scoping function: which units and students a user may see.
+
+Product rule (DESIGN.md, "Organisation tree and scopes"): an assignment at a unit
+grants that unit and everything below it; a student sees only themself; a superuser
+sees everything.  Every admin list, API endpoint, dashboard, export and reminder
+recipient list asks :func:`scope_for` and filters through the :class:`Scope` it
+returns — nothing else in the code base decides visibility.
+
+How it stays one indexed query however deep the unit: students carry their campus,
+college, grade, class, building and room ids (denormalised), so "students under
+these units" is ``campus_id IN (..) OR college_id IN (..) OR ...`` on indexed
+columns.  Units are filtered the same way through their ancestor columns.  The
+user's active assignments are read once per request and cached on the user object.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db import models
+from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet, Value
+from django.utils import timezone
+
+from campuses.models import (
+    UNIT_FIELDS,
+    Assignment,
+    Building,
+    Campus,
+    College,
+    Grade,
+    Role,
+    Room,
+    SchoolClass,
+    University,
+)
+
+#: Roles that need a student's phone number in full (they call students).
+FULL_PHONE_ROLES = frozenset(
+    {Role.UNIVERSITY_ADMIN, Role.COLLEGE_ADMIN, Role.COUNSELLOR, Role.DUTY_COUNSELLOR, Role.PSYCHOLOGICAL_COUNSELLOR}
+)
+#: Roles that need the ID-card number in full (official registers).
+FULL_ID_ROLES = frozenset({Role.UNIVERSITY_ADMIN, Role.COLLEGE_ADMIN})
+#: Roles that may see health details of reports (a class monitor sees names only).
+HEALTH_ROLES = frozenset(set(Role.values) - {Role.CLASS_MONITOR, Role.LOGISTICS_OFFICER})
+
+# For each scoped model: the lookup from that model to each unit level above or at it.
+_UNIVERSITY_VIA_CAMPUS = "campus__university_id"
+_PATHS: dict[type[models.Model], dict[str, str]] = {
+    University: {"university": "id"},
+    Campus: {"university": "university_id", "campus": "id"},
+    College: {"university": _UNIVERSITY_VIA_CAMPUS, "campus": "campus_id", "college": "id"},
+    Grade: {
+        "university": "college__campus__university_id",
+        "campus": "college__campus_id",
+        "college": "college_id",
+        "grade": "id",
+    },
+    SchoolClass: {
+        "university": "grade__college__campus__university_id",
+        "campus": "grade__college__campus_id",
+        "college": "grade__college_id",
+        "grade": "grade_id",
+        "school_class": "id",
+    },
+    Building: {"university": _UNIVERSITY_VIA_CAMPUS, "campus": "campus_id", "building": "id"},
+    Room: {
+        "university": "building__campus__university_id",
+        "campus": "building__campus_id",
+        "building": "building_id",
+        "room": "id",
+    },
+}
+# Students: every level is a denormalised, indexed column.
+STUDENT_PATHS: dict[str, str] = {
+    "university": _UNIVERSITY_VIA_CAMPUS,
+    "campus": "campus_id",
+    "college": "college_id",
+    "grade": "grade_id",
+    "school_class": "school_class_id",
+    "building": "building_id",
+    "room": "room_id",
+}
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One active assignment reduced to what scoping needs."""
+
+    role: str
+    level: str
+    unit_id: int
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one user may see on one day.  Build it with :func:`scope_for`."""
+
+    user_id: int | None
+    everything: bool = False
+    student_id: int | None = None
+    grants: tuple[Grant, ...] = field(default_factory=tuple)
+
+    # -- who is this -------------------------------------------------------
+    @property
+    def is_staff_scope(self) -> bool:
+        return self.everything or bool(self.grants)
+
+    @property
+    def roles(self) -> frozenset[str]:
+        return frozenset(g.role for g in self.grants)
+
+    def has_role(self, *roles: str) -> bool:
+        return self.everything or any(g.role in roles for g in self.grants)
+
+    # -- building blocks ---------------------------------------------------
+    def _grant_q(self, paths: dict[str, str], prefix: str, roles: Iterable[str] | None) -> Q:
+        wanted = None if roles is None else set(roles)
+        by_level: dict[str, set[int]] = {}
+        for grant in self.grants:
+            if wanted is not None and grant.role not in wanted:
+                continue
+            if grant.level in paths:
+                by_level.setdefault(grant.level, set()).add(grant.unit_id)
+        q = Q(pk__in=[])  # matches nothing: no grant, no rows
+        for level in UNIT_FIELDS:
+            if level in by_level:
+                q |= Q(**{f"{prefix}{paths[level]}__in": sorted(by_level[level])})
+        return q
+
+    def student_q(self, *, prefix: str = "", roles: Iterable[str] | None = None) -> Q:
+        """A Q selecting the students this user may see.  ``prefix`` reaches a student
+        from another model (``"student__"`` on a report); ``roles`` narrows the grants
+        considered (e.g. only those that allow full phone numbers)."""
+        if self.everything:
+            return Q()
+        q = self._grant_q(STUDENT_PATHS, prefix, roles)
+        if self.student_id is not None and roles is None:
+            q |= Q(**{f"{prefix}pk" if not prefix else f"{prefix}id": self.student_id})
+        return q
+
+    # -- the public filters ------------------------------------------------
+    def students(self, queryset: QuerySet | None = None) -> QuerySet:
+        """The students this user may see (a student: only themself)."""
+        from students.models import Student
+
+        qs = Student.objects.all() if queryset is None else queryset
+        return qs.filter(self.student_q())
+
+    def filter_via_student(self, queryset: QuerySet, *, via: str = "student") -> QuerySet:
+        """Filter rows that belong to a student (reports, tags, contacts...)."""
+        return queryset.filter(self.student_q(prefix=f"{via}__"))
+
+    def units(self, model: type[models.Model], queryset: QuerySet | None = None) -> QuerySet:
+        """The units of ``model`` (Campus, College, ..., Room) this user may see: the
+        subtree under each of their assignments."""
+        qs = model._default_manager.all() if queryset is None else queryset
+        if self.everything:
+            return qs
+        return qs.filter(self._grant_q(_PATHS[model], "", None))
+
+    def assignable_rooms(self, queryset: QuerySet | None = None) -> QuerySet:
+        """Rooms this user may put a student into: the rooms they see, plus every room on
+        a campus where they hold a teaching-tree duty (a college admin places its
+        students in the campus's dorms without seeing who else lives there)."""
+        qs = Room.objects.all() if queryset is None else queryset
+        if self.everything:
+            return qs
+        campus_ids = set(self.units(Campus).values_list("id", flat=True))
+        campus_ids |= set(self.units(College).values_list("campus_id", flat=True))
+        campus_ids |= set(self.units(Grade).values_list("college__campus_id", flat=True))
+        campus_ids |= set(self.units(SchoolClass).values_list("grade__college__campus_id", flat=True))
+        return qs.filter(self._grant_q(_PATHS[Room], "", None) | Q(building__campus_id__in=campus_ids))
+
+    # -- personal data -----------------------------------------------------
+    def _flag(self, roles: frozenset[str], prefix: str) -> ExpressionWrapper | Value:
+        if self.everything:
+            return Value(True)
+        if not any(g.role in roles for g in self.grants):
+            return Value(False)
+        return ExpressionWrapper(self.student_q(prefix=prefix, roles=roles), output_field=BooleanField())
+
+    def annotate_pii(self, queryset: QuerySet, *, prefix: str = "") -> QuerySet:
+        """Add ``pii_phone`` and ``pii_id`` booleans: may this user see that student's
+        phone / ID number in full?  Decided per student, by the roles that reach him."""
+        return queryset.annotate(
+            pii_phone=self._flag(FULL_PHONE_ROLES, prefix),
+            pii_id=self._flag(FULL_ID_ROLES, prefix),
+        )
+
+
+def _today() -> dt.date:
+    return timezone.localdate()
+
+
+def scope_for(user, *, on: dt.date | None = None) -> Scope:
+    """Return the :class:`Scope` of ``user`` on day ``on`` (today in Asia/Shanghai by
+    default).  Superusers and university admins see everything; other staff see the
+    subtrees of their assignments valid that day; a student sees their own record;
+    anyone else sees nothing.  The result is cached on the user object."""
+    day = on or _today()
+    cached = getattr(user, "_tongxin_scope", None)
+    if cached is not None and cached[0] == day:
+        return cached[1]
+    scope = _build_scope(user, day)
+    if user is not None and getattr(user, "pk", None) is not None:
+        user._tongxin_scope = (day, scope)
+    return scope
+
+
+def _build_scope(user, day: dt.date) -> Scope:
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return Scope(user_id=None)
+    if user.is_superuser:
+        return Scope(user_id=user.pk, everything=True)
+    rows = Assignment.objects.filter(
+        Q(valid_from__isnull=True) | Q(valid_from__lte=day),
+        Q(valid_to__isnull=True) | Q(valid_to__gte=day),
+        user_id=user.pk,
+    ).values_list("role", *(f"{name}_id" for name in UNIT_FIELDS))
+    grants = []
+    for role, *unit_ids in rows:
+        for level, unit_id in zip(UNIT_FIELDS, unit_ids, strict=True):
+            if unit_id is not None:
+                grants.append(Grant(role=role, level=level, unit_id=unit_id))
+    from students.models import Student
+
+    student_id = Student.objects.filter(user_id=user.pk).values_list("id", flat=True).first()
+    return Scope(user_id=user.pk, student_id=student_id, grants=tuple(grants))

@@ -1,0 +1,1 @@
+"""Supplies, distribution, meal delivery, departure and return (filled by later issues)."""

@@ -1,0 +1,1 @@
+"""Daily check-in, the nightly roll-up and its sign-off (filled by later issues)."""

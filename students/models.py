@@ -1,0 +1,164 @@
+"""Student records (学生信息), their key-attention tags (重点人员) and the history of
+changes to both.
+
+Student numbers, ID-card numbers and phone numbers are text everywhere: leading
+zeros and 18-digit IDs must survive every import and export.  The place of a
+student in the tree is denormalised (campus, college, grade from the class;
+building from the room) so that :mod:`campuses.scoping` answers "may this user
+see this student" with one indexed query however deep the assignment.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
+
+from campuses.models import Building, Campus, College, Grade, Room, SchoolClass
+
+
+class Gender(models.TextChoices):
+    MALE = "M", _("男")
+    FEMALE = "F", _("女")
+
+
+class Whereabouts(models.TextChoices):
+    """Where the student is now (当前所在地)."""
+
+    ON_CAMPUS = "on_campus", _("在校")
+    HOME = "home", _("在家")
+    ELSEWHERE = "elsewhere", _("其他地方")
+    INTERNSHIP = "internship", _("实习")
+    ON_LEAVE = "on_leave", _("请假")
+
+
+class EnrolmentStatus(models.TextChoices):
+    ENROLLED = "enrolled", _("在读")
+    SUSPENDED = "suspended", _("休学")
+    GRADUATED = "graduated", _("已毕业")
+    WITHDRAWN = "withdrawn", _("退学")
+
+
+class Student(models.Model):
+    """One student (学生): identity, place in the teaching and dorm trees, contact data,
+    where they are now and their login account.  Changes are kept in history."""
+
+    student_number = models.CharField(_("学号"), max_length=20, unique=True)
+    name = models.CharField(_("姓名"), max_length=50)
+    gender = models.CharField(_("性别"), max_length=1, choices=Gender.choices)
+    school_class = models.ForeignKey(
+        SchoolClass, models.PROTECT, related_name="students", verbose_name=_("班级")
+    )
+    # Denormalised from school_class / room; kept in step by fill_hierarchy().
+    grade = models.ForeignKey(Grade, models.PROTECT, related_name="+", verbose_name=_("年级"), editable=False)
+    college = models.ForeignKey(College, models.PROTECT, related_name="+", verbose_name=_("学院"), editable=False)
+    campus = models.ForeignKey(Campus, models.PROTECT, related_name="+", verbose_name=_("校区"), editable=False)
+    room = models.ForeignKey(
+        Room, models.SET_NULL, null=True, blank=True, related_name="students", verbose_name=_("宿舍")
+    )
+    building = models.ForeignKey(
+        Building, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("楼宇"), editable=False
+    )
+    bed = models.CharField(_("床位"), max_length=10, blank=True)
+    phone = models.CharField(_("手机"), max_length=20, blank=True)
+    id_number = models.CharField(_("身份证号"), max_length=18, blank=True)
+    hometown_province = models.CharField(_("生源地省份代码"), max_length=6, blank=True)
+    hometown_city = models.CharField(_("生源地城市代码"), max_length=6, blank=True)
+    whereabouts = models.CharField(
+        _("当前所在地"), max_length=16, choices=Whereabouts.choices, default=Whereabouts.ON_CAMPUS
+    )
+    enrolment_status = models.CharField(
+        _("学籍状态"), max_length=16, choices=EnrolmentStatus.choices, default=EnrolmentStatus.ENROLLED
+    )
+    guardian_name = models.CharField(_("监护人姓名"), max_length=50, blank=True)
+    guardian_phone = models.CharField(_("监护人电话"), max_length=20, blank=True)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="student",
+        verbose_name=_("登录账号"),
+    )
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    history = HistoricalRecords(excluded_fields=["updated_at"])
+
+    class Meta:
+        verbose_name = _("学生")
+        verbose_name_plural = _("学生")
+        ordering = ["student_number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["room", "bed"], condition=~Q(bed=""), name="student_bed_unique_per_room"
+            ),
+            models.CheckConstraint(condition=Q(gender__in=Gender.values), name="student_gender_valid"),
+            models.CheckConstraint(condition=Q(whereabouts__in=Whereabouts.values), name="student_whereabouts_valid"),
+            models.CheckConstraint(
+                condition=Q(enrolment_status__in=EnrolmentStatus.values), name="student_enrolment_status_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["campus", "enrolment_status"], name="student_campus_status")]
+
+    def __str__(self) -> str:
+        return f"{self.student_number} {self.name}"
+
+    def fill_hierarchy(self) -> None:
+        """Copy campus/college/grade from the class and the building from the room."""
+        klass = SchoolClass.objects.select_related("grade__college").get(pk=self.school_class_id)
+        self.grade_id = klass.grade_id
+        self.college_id = klass.grade.college_id
+        self.campus_id = klass.grade.college.campus_id
+        self.building_id = Room.objects.values_list("building_id", flat=True).get(pk=self.room_id) if self.room_id else None
+
+    def save(self, *args, **kwargs) -> None:
+        # The denormalised columns are integrity, not business rules: never let them drift.
+        if self.school_class_id:
+            self.fill_hierarchy()
+        super().save(*args, **kwargs)
+
+
+class AttentionTag(models.TextChoices):
+    """Key-attention groups (重点人员)."""
+
+    RISK_REGION = "risk_region", _("来自风险地区")
+    CLOSE_CONTACT = "close_contact", _("密切接触者")
+    FEVER = "fever", _("发热")
+    QUARANTINE = "quarantine", _("隔离观察")
+    HARDSHIP = "hardship", _("家庭困难")
+    PSYCHOLOGICAL = "psychological", _("心理关注")
+    OTHER = "other", _("其他")
+
+
+class KeyAttentionTag(models.Model):
+    """A key-attention tag on a student (重点人员台账): why, since when, until when, and
+    how often the counsellor must follow up."""
+
+    student = models.ForeignKey(Student, models.CASCADE, related_name="tags", verbose_name=_("学生"))
+    tag = models.CharField(_("类别"), max_length=20, choices=AttentionTag.choices)
+    reason = models.CharField(_("原因"), max_length=200)
+    since = models.DateField(_("开始日期"))
+    until = models.DateField(_("结束日期"), null=True, blank=True)
+    follow_up_every_days = models.PositiveSmallIntegerField(_("跟进间隔(天)"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("登记人")
+    )
+    created_at = models.DateTimeField(_("登记时间"), auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("重点关注标记")
+        verbose_name_plural = _("重点关注标记")
+        ordering = ["-since"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(until__isnull=True) | Q(until__gte=models.F("since")), name="tag_until_after_since"
+            ),
+            models.CheckConstraint(condition=Q(tag__in=AttentionTag.values), name="tag_kind_valid"),
+        ]
+        indexes = [models.Index(fields=["tag", "until"], name="tag_kind_until")]
+
+    def __str__(self) -> str:
+        return f"{self.get_tag_display()}: {self.reason}"
