@@ -210,7 +210,9 @@ class Assignment(models.Model):
         constraints = [
             models.CheckConstraint(condition=_exactly_one_unit(), name="assignment_exactly_one_unit"),
             models.CheckConstraint(
-                condition=Q(valid_from__isnull=True) | Q(valid_to__isnull=True) | Q(valid_to__gte=models.F("valid_from")),
+                condition=Q(valid_from__isnull=True)
+                | Q(valid_to__isnull=True)
+                | Q(valid_to__gte=models.F("valid_from")),
                 name="assignment_valid_range_ordered",
             ),
         ]
@@ -229,4 +231,3 @@ class Assignment(models.Model):
     @property
     def unit(self) -> models.Model:
         return getattr(self, self.unit_field)
-

@@ -48,9 +48,7 @@ class Student(models.Model):
     student_number = models.CharField(_("学号"), max_length=20, unique=True)
     name = models.CharField(_("姓名"), max_length=50)
     gender = models.CharField(_("性别"), max_length=1, choices=Gender.choices)
-    school_class = models.ForeignKey(
-        SchoolClass, models.PROTECT, related_name="students", verbose_name=_("班级")
-    )
+    school_class = models.ForeignKey(SchoolClass, models.PROTECT, related_name="students", verbose_name=_("班级"))
     # Denormalised from school_class / room; kept in step by fill_hierarchy().
     grade = models.ForeignKey(Grade, models.PROTECT, related_name="+", verbose_name=_("年级"), editable=False)
     college = models.ForeignKey(College, models.PROTECT, related_name="+", verbose_name=_("学院"), editable=False)
@@ -91,9 +89,7 @@ class Student(models.Model):
         verbose_name_plural = _("学生")
         ordering = ["student_number"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["room", "bed"], condition=~Q(bed=""), name="student_bed_unique_per_room"
-            ),
+            models.UniqueConstraint(fields=["room", "bed"], condition=~Q(bed=""), name="student_bed_unique_per_room"),
             models.CheckConstraint(condition=Q(gender__in=Gender.values), name="student_gender_valid"),
             models.CheckConstraint(condition=Q(whereabouts__in=Whereabouts.values), name="student_whereabouts_valid"),
             models.CheckConstraint(
@@ -105,19 +101,21 @@ class Student(models.Model):
     def __str__(self) -> str:
         return f"{self.student_number} {self.name}"
 
+    def save(self, *args, **kwargs) -> None:
+        # The denormalised columns are integrity, not business rules: never let them drift.
+        if self.school_class_id:
+            self.fill_hierarchy()
+        super().save(*args, **kwargs)
+
     def fill_hierarchy(self) -> None:
         """Copy campus/college/grade from the class and the building from the room."""
         klass = SchoolClass.objects.select_related("grade__college").get(pk=self.school_class_id)
         self.grade_id = klass.grade_id
         self.college_id = klass.grade.college_id
         self.campus_id = klass.grade.college.campus_id
-        self.building_id = Room.objects.values_list("building_id", flat=True).get(pk=self.room_id) if self.room_id else None
-
-    def save(self, *args, **kwargs) -> None:
-        # The denormalised columns are integrity, not business rules: never let them drift.
-        if self.school_class_id:
-            self.fill_hierarchy()
-        super().save(*args, **kwargs)
+        self.building_id = None
+        if self.room_id:
+            self.building_id = Room.objects.values_list("building_id", flat=True).get(pk=self.room_id)
 
 
 class AttentionTag(models.TextChoices):
