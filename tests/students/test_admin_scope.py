@@ -126,6 +126,7 @@ def test_class_monitor_and_logistics_cannot_edit(client, world):
 
 def test_counsellor_edit_is_saved_with_history(client, world):
     student = world["A"].student
+    old_name = student.name
     login(client, world["A"].counsellor)
     url = reverse("admin:students_student_change", args=[student.pk])
     data = {
@@ -150,7 +151,7 @@ def test_counsellor_edit_is_saved_with_history(client, world):
     assert (student.name, student.whereabouts) == ("新名字", "home")
     assert student.id_number.startswith("110101")  # untouched although hidden from the form
     latest, previous = student.history.all()[:2]
-    assert (latest.name, previous.name) == ("新名字", world["A"].student.name)
+    assert (latest.name, previous.name) == ("新名字", old_name)
     assert latest.history_user == world["A"].counsellor
 
 
