@@ -207,3 +207,19 @@ def test_university_admin_grants_duties_others_cannot(client, world):
     login(client, world.uni_admin)
     assert client.get(reverse("admin:campuses_assignment_add")).status_code == 200
     assert Assignment.objects.filter(role=Role.UNIVERSITY_ADMIN).count() == 1
+
+
+def test_foreign_key_choices_are_scoped(client, world):
+    login(client, world["A"].logistics)
+    response = client.get(reverse("admin:campuses_building_add"))
+    assert response.status_code == 200
+    choices = {str(c) for c in response.context["adminform"].form.fields["campus"].queryset}
+    assert choices == {world["A"].campus.name}
+
+
+def test_list_filter_choices_are_scoped(client, world):
+    login(client, world["A"].coordinator)
+    cl = client.get(reverse(CHANGELIST)).context["cl"]
+    shown = {str(choice["display"]) for spec in cl.filter_specs for choice in spec.choices(cl)}
+    assert {world["A"].campus.name, world["A"].college.name, world["A"].building.name} <= shown
+    assert not {world["B"].campus.name, world["B"].college.name, world["B"].building.name} & shown
