@@ -767,36 +767,48 @@ class _Tree:
             return
         campus_id = row.campus_id = campus_ids[0]
         college_label, year, class_label = units[H_COLLEGE], units.get(H_GRADE), units[H_CLASS]
+        allowed = True
         if college_label and year and class_label:
-            self._resolve_class(row, campus_id, college_label, int(year), class_label)
+            allowed = self._resolve_class(row, campus_id, college_label, int(year), class_label)
         if units.get(H_ROOM) and units.get(H_BUILDING):
-            self._resolve_room(row, campus_id, units[H_BUILDING], units[H_ROOM])
+            self._resolve_room(row, campus_id, units[H_BUILDING], units[H_ROOM], check=allowed)
 
-    def _resolve_class(self, row: _Row, campus_id: int, college_label: str, year: int, class_label: str) -> None:
+    def _resolve_class(self, row: _Row, campus_id: int, college_label: str, year: int, class_label: str) -> bool:
         college = self.college.get((campus_id, college_label))
         grade = self.grade.get((college, year)) if college else None
-        klass = (self.school_class.get((grade, class_label)) if grade else None) if college else None
+        klass = self.school_class.get((grade, class_label)) if grade else None
         row.college = college if college else ("college", campus_id, college_label)
         row.grade = grade if grade else ("grade", row.college, year)
         row.school_class = klass if klass else ("school_class", row.grade, class_label)
-        # The deepest existing unit decides: the importer must hold it or something above.
+        # The importer must hold the deepest existing unit or something above it.
         if klass:
-            allowed, what = klass in self.covered_classes, f"班级“{class_label}”"
+            allowed = klass in self.covered_classes
         elif grade:
-            allowed, what = grade in self.covered_grades, f"{year}级"
+            allowed = grade in self.covered_grades
         elif college:
-            allowed, what = college in self.covered_colleges, f"学院“{college_label}”"
+            allowed = college in self.covered_colleges
         else:
-            allowed, what = campus_id in self.covered_campuses, f"校区（新建学院“{college_label}”）"
-        if not allowed:
-            column = H_CLASS if klass else H_GRADE if grade else H_COLLEGE
-            row.error(column, f"无权导入到{what}：超出您的管理范围")
+            allowed = campus_id in self.covered_campuses
+        if allowed:
+            return True
+        # Name the highest level refused: that is the unit the importer does not hold.
+        if not college:
+            row.error(H_COLLEGE, f"无权在该校区新建学院“{college_label}”：超出您的管理范围")
+        elif college not in self.covered_colleges and (not grade or grade not in self.covered_grades):
+            row.error(H_COLLEGE, f"无权导入到学院“{college_label}”：超出您的管理范围")
+        elif not grade or grade not in self.covered_grades:
+            row.error(H_GRADE, f"无权导入到{college_label} {year}级：超出您的管理范围")
+        else:
+            row.error(H_CLASS, f"无权导入到班级“{class_label}”：超出您的管理范围")
+        return False
 
-    def _resolve_room(self, row: _Row, campus_id: int, building_label: str, room_label: str) -> None:
+    def _resolve_room(self, row: _Row, campus_id: int, building_label: str, room_label: str, *, check: bool) -> None:
         building = self.building.get((campus_id, building_label))
         room = self.room.get((building, room_label)) if building else None
         row.building = building if building else ("building", campus_id, building_label)
         row.room = room if room else ("room", row.building, room_label)
+        if not check:
+            return  # the row is already refused for its class; one message is enough
         if room:
             if room not in self.assignable_rooms:
                 row.error(H_ROOM, f"无权把学生安排到 {building_label} {room_label}：超出您的管理范围")
