@@ -1167,6 +1167,10 @@ def escape_formula(value: str) -> str:
 def roster_export_rows(*, scope: Scope, queryset: QuerySet | None = None) -> Iterator[list[str]]:
     """The roster of ``scope`` as rows of text (header first), PII masked per student.
     One query however many students."""
+    if queryset is not None:
+        # Start afresh from the selection's ids: a changelist queryset may carry its own
+        # annotations (pii flags) and joins; scope and masking are decided here.
+        queryset = Student.objects.filter(pk__in=queryset.values("pk"))
     qs = (
         scope.students(queryset)
         .select_related("school_class", "grade", "college", "campus", "building", "room")

@@ -1,0 +1,169 @@
+"""Roster import and export pages for the student admin (花名册导入导出).
+
+:class:`RosterAdminMixin` goes first in ``StudentAdmin``'s bases.  It adds:
+
+- ``import/``: an upload page (导入花名册) showing the error report or the summary;
+  for superusers, 学工部, 学院学工 and 校区专班 only (:data:`students.roster.IMPORT_ROLES`);
+- ``export/``: the whole roster of the user's scope as ``.xlsx`` (``?template=1``: an
+  empty file with the headers, to fill in);
+- the admin action ``export_roster_xlsx`` (导出花名册(Excel)) for the selected
+  students; export is also open to counsellors (:data:`students.roster.EXPORT_ROLES`).
+
+Access is decided by :func:`campuses.scoping.scope_for` and the roles it finds, and
+every export goes through the scoped, masked :func:`students.roster.roster_export_xlsx`.
+"""
+
+from __future__ import annotations
+
+import functools
+from urllib.parse import quote
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.core.validators import FileExtensionValidator
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
+
+from campuses.scoping import scope_for
+from students.roster import (
+    HEADERS,
+    REQUIRED_HEADERS,
+    UNIT_LABELS,
+    may_export,
+    may_import,
+    roster_export_xlsx,
+    roster_import,
+)
+
+XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+#: Errors shown on the page at most; the rest are counted (a broken 100,000-row file
+#: must not produce a page nobody can open).
+MAX_SHOWN_ERRORS = 1000
+
+
+def attachment_response(data: bytes, *, name: str, ascii_name: str, content_type: str = XLSX_CONTENT_TYPE):
+    """A download keeping a Chinese file name: ``filename`` for old clients, RFC 6266
+    ``filename*`` (UTF-8, percent-encoded) for every current browser."""
+    response = HttpResponse(data, content_type=content_type)
+    response["Content-Disposition"] = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
+    return response
+
+
+def roster_response(data: bytes, *, stem: str = "学生花名册", ascii_stem: str = "students") -> HttpResponse:
+    day = timezone.localdate().strftime("%Y%m%d")
+    return attachment_response(data, name=f"{stem}_{day}.xlsx", ascii_name=f"{ascii_stem}_{day}.xlsx")
+
+
+class RosterImportForm(forms.Form):
+    file = forms.FileField(
+        label="花名册文件",
+        help_text="Excel（.xlsx）或 CSV（UTF-8 或 GBK 编码）；第一行为表头。",
+        validators=[FileExtensionValidator(["xlsx", "csv"], message="只支持 .xlsx 或 .csv 文件")],
+    )
+    allow_partial = forms.BooleanField(
+        label="只导入没有问题的行", required=False, help_text="不勾选时，文件中有任何问题都不会导入。"
+    )
+    dry_run = forms.BooleanField(label="只校验，不保存", required=False)
+
+
+class RosterAdminMixin:
+    """Adds roster import/export to a Student ModelAdmin (see the module docstring)."""
+
+    change_list_template = "admin/students/student/change_list.html"
+    roster_import_template = "admin/students/student/roster_import.html"
+
+    # -- wiring -----------------------------------------------------------
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        urls = [
+            path("import/", self._roster_view(self.roster_import_view), name="{}_{}_roster_import".format(*info)),
+            path("export/", self._roster_view(self.roster_export_view), name="{}_{}_roster_export".format(*info)),
+        ]
+        return urls + super().get_urls()  # before the model admin's catch-all <object_id>/
+
+    def _roster_view(self, view):
+        wrapped = self.admin_site.admin_view(view)
+
+        @functools.wraps(view)
+        def inner(request: HttpRequest, *args, **kwargs):
+            # A signed-in user without admin access is refused, not sent to the login page.
+            if request.user.is_authenticated and not self.admin_site.has_permission(request):
+                raise PermissionDenied
+            return wrapped(request, *args, **kwargs)
+
+        return inner
+
+    def get_actions(self, request: HttpRequest):
+        actions = super().get_actions(request)
+        if self.actions is not None and may_export(scope_for(request.user)):
+            actions["export_roster_xlsx"] = self.get_action("export_roster_xlsx")
+        return actions
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        scope = scope_for(request.user)
+        context = {"roster_can_import": may_import(scope), "roster_can_export": may_export(scope)}
+        return super().changelist_view(request, {**context, **(extra_context or {})})
+
+    # -- export -------------------------------------------------------------
+    @admin.action(description="导出花名册(Excel)")
+    def export_roster_xlsx(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
+        scope = scope_for(request.user)
+        if not may_export(scope):
+            raise PermissionDenied
+        return roster_response(roster_export_xlsx(scope=scope, queryset=queryset))
+
+    def roster_export_view(self, request: HttpRequest) -> HttpResponse:
+        scope = scope_for(request.user)
+        if not may_export(scope):
+            raise PermissionDenied
+        if request.GET.get("template"):
+            data = roster_export_xlsx(scope=scope, queryset=self.model._default_manager.none())
+            return roster_response(data, stem="花名册模板", ascii_stem="roster_template")
+        return roster_response(roster_export_xlsx(scope=scope))
+
+    # -- import -------------------------------------------------------------
+    def roster_import_view(self, request: HttpRequest) -> TemplateResponse:
+        scope = scope_for(request.user)
+        if not may_import(scope):
+            raise PermissionDenied
+        result = None
+        if request.method == "POST":
+            form = RosterImportForm(request.POST, request.FILES)
+            if form.is_valid():
+                upload = form.cleaned_data["file"]
+                result = roster_import(
+                    source=upload,
+                    filename=upload.name,
+                    scope=scope,
+                    actor=request.user,
+                    allow_partial=form.cleaned_data["allow_partial"],
+                    dry_run=form.cleaned_data["dry_run"],
+                )
+                if result.imported:
+                    self.message_user(
+                        request,
+                        f"花名册已导入：新增 {result.created}，更新 {result.updated}，未变 {result.unchanged}。",
+                        messages.SUCCESS,
+                    )
+        else:
+            form = RosterImportForm()
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "app_label": self.opts.app_label,
+            "title": "导入花名册",
+            "form": form,
+            "result": result,
+            "errors": result.errors[:MAX_SHOWN_ERRORS] if result else [],
+            "hidden_errors": max(0, len(result.errors) - MAX_SHOWN_ERRORS) if result else 0,
+            "units_created": [(UNIT_LABELS[k], v) for k, v in result.units_created.items()] if result else [],
+            "headers": HEADERS,
+            "required_headers": REQUIRED_HEADERS,
+            "optional_headers": [h for h in HEADERS if h not in REQUIRED_HEADERS],
+            "has_view_permission": self.has_view_permission(request),
+        }
+        return TemplateResponse(request, self.roster_import_template, context)
