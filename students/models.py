@@ -160,3 +160,50 @@ class KeyAttentionTag(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_tag_display()}: {self.reason}"
+
+
+class ContactLog(models.Model):
+    """One contact with a student (联系记录): a call, a message or a visit by a staff
+    member, with its outcome.  Counsellors log each attempt while chasing the missing
+    list; a proxy report (代报) writes one automatically.  The latest entry per student
+    is read through the (student, contacted_at) index."""
+
+    class Channel(models.TextChoices):
+        PHONE = "phone", _("电话")
+        MESSAGE = "message", _("消息")
+        VISIT = "visit", _("走访")
+        OTHER = "other", _("其他")
+
+    class Outcome(models.TextChoices):
+        REACHED = "reached", _("已联系上")
+        NOT_REACHED = "not_reached", _("未联系上")
+        PROXY_REPORTED = "proxy_reported", _("已代报")
+        FOLLOWED_UP = "followed_up", _("已跟进")
+
+    student = models.ForeignKey(Student, models.CASCADE, related_name="contacts", verbose_name=_("学生"))
+    contacted_at = models.DateTimeField(_("联系时间"))
+    channel = models.CharField(_("方式"), max_length=16, choices=Channel.choices, default=Channel.PHONE)
+    outcome = models.CharField(_("结果"), max_length=16, choices=Outcome.choices, default=Outcome.REACHED)
+    note = models.CharField(_("备注"), max_length=500, blank=True)
+    contacted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("联系人")
+    )
+    created_at = models.DateTimeField(_("登记时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("联系记录")
+        verbose_name_plural = _("联系记录")
+        ordering = ["-contacted_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(channel__in=["phone", "message", "visit", "other"]), name="contact_channel_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(outcome__in=["reached", "not_reached", "proxy_reported", "followed_up"]),
+                name="contact_outcome_valid",
+            ),
+        ]
+        indexes = [models.Index(fields=["student", "-contacted_at"], name="contact_student_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.student_id} {self.contacted_at:%Y-%m-%d %H:%M} {self.get_outcome_display()}"
