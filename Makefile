@@ -1,0 +1,107 @@
+# Tongxin (同心): `make run` starts the demo, `make test` runs the whole suite.
+# Both install what they need first: a .venv (Python 3.11) from requirements-dev.txt,
+# reinstalled only when a requirements file changes, and gettext for the catalogs.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+MANAGE := $(PY) manage.py
+PORT ?= 8000
+STUDENTS ?= 3000
+# Extra pytest arguments, e.g. `make test PYTEST_ARGS="-k celery -x"`.
+PYTEST_ARGS ?=
+
+REQUIREMENTS := requirements.txt requirements-dev.txt
+# The stamp's name carries a hash of the requirements, so editing, pulling or checking
+# out a different requirements file triggers one reinstall and nothing else does.
+STAMP := $(VENV)/.installed-$(shell cat $(REQUIREMENTS) | sha256sum | cut -c1-16)
+# compilemessages walks the whole tree: keep it out of the virtualenv and var/.
+I18N_IGNORE := --ignore=.venv --ignore=var --ignore=node_modules
+
+export PORT
+
+.PHONY: help install gettext messages compilemessages lint fmt test run clean distclean
+
+help:
+	@echo "make run      install, migrate, load the demo university, start web + worker + beat (PORT=$(PORT), STUDENTS=$(STUDENTS))"
+	@echo "make test     ruff, Django checks, migrations check, catalogs, pytest (SQLite, or DATABASE_URL/REDIS_URL)"
+	@echo "make install  create/update .venv from requirements-dev.txt"
+	@echo "make lint     ruff check and ruff format --check"
+	@echo "make fmt      ruff format and ruff check --fix"
+	@echo "make messages update locale/en/LC_MESSAGES/django.po from the code (then fill in msgstr)"
+	@echo "make clean    remove caches, compiled catalogs and collected static files"
+	@echo "make distclean  clean, and remove .venv and var/ (the demo database too)"
+
+install: $(STAMP)
+
+$(STAMP):
+	@if [ ! -x $(PY) ]; then \
+		echo "Creating $(VENV) with $(PYTHON)"; \
+		$(PYTHON) -m venv $(VENV); \
+	fi
+	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "$(VENV) must be Python 3.11 (found %d.%d): make distclean, then PYTHON=/path/to/python3.11 make install" % sys.version_info[:2])'
+	@echo "Installing requirements-dev.txt into $(VENV)"
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+# msgfmt comes from gettext: install it when we may (root with apt), else say how.
+gettext:
+	@if ! command -v msgfmt >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "Installing gettext (msgfmt)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gettext >/dev/null; \
+		else \
+			echo "msgfmt not found: install gettext (sudo apt-get install gettext) to compile translations" >&2; \
+		fi; \
+	fi
+
+compilemessages: install gettext
+	$(MANAGE) compilemessages $(I18N_IGNORE) --verbosity 0
+
+# English only: the zh_Hans catalog is django-filter's, copied (see its header).
+messages: install gettext
+	$(MANAGE) makemessages -l en --ignore='.venv/*' --ignore='var/*' --ignore='node_modules/*' --no-obsolete --add-location=file
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: install gettext
+	@mkdir -p var
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(MANAGE) check --fail-level WARNING
+	$(MANAGE) makemigrations --check --dry-run
+	$(MANAGE) compilemessages $(I18N_IGNORE) --verbosity 0
+	$(PY) -m pytest -p no:cacheprovider -p tests.celery_utils -q $(PYTEST_ARGS)
+
+run: install gettext
+	@mkdir -p var/celery/queue var/celery/processed
+	@if command -v msgfmt >/dev/null; then \
+		$(MANAGE) compilemessages $(I18N_IGNORE) --verbosity 0; \
+	else \
+		echo "Skipping compilemessages (no msgfmt): the English interface will show Chinese" >&2; \
+	fi
+	$(MANAGE) migrate --noinput
+	$(MANAGE) collectstatic --noinput --verbosity 0
+	$(MANAGE) seed_demo --students $(STUDENTS) --accounts-file var/demo-accounts.json
+	@$(MANAGE) demo_accounts var/demo-accounts.json --url http://127.0.0.1:$(PORT)/admin/
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --procfile Procfile --port $(PORT)
+
+clean:
+	rm -rf var/staticfiles var/celery .ruff_cache .pytest_cache .hypothesis
+	find . -path ./.venv -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+	find locale -name '*.mo' -delete
+
+distclean: clean
+	rm -rf $(VENV) var
