@@ -37,13 +37,18 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_filters",
+    "axes",
     "simple_history",
     "django_celery_beat",
     "campuses",
     "students",
     "reports",
     "logistics",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -57,6 +62,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, as django-axes requires: turns a lockout on the admin login into a 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -145,6 +152,23 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
+# django-axes' backend first: it refuses locked-out credentials before any password check.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Lock on the username *and* IP together, never on the IP alone: campus NAT puts
+# thousands of students behind one address.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+# Behind nginx: number of trusted proxies in front of Django (0 = direct).
+AXES_IPWARE_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0) or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR") if AXES_IPWARE_PROXY_COUNT else ("REMOTE_ADDR",)
+)
 
 # ---------------------------------------------------------------------------
 # Internationalisation: Chinese first, English available
@@ -174,11 +198,61 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # REST framework
 # ---------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    # JWT bearer for the mobile app, the admin session for the web.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # {"errors": {field: [{"code": ..., "message": ...}]}} for every error: see config/exceptions.py.
+    "EXCEPTION_HANDLER": "config.exceptions.exception_handler",
+    # Scoped throttles on the shared cache (Redis in production; locmem is per process).
+    # "login" is keyed by username + IP (config.api.LoginRateThrottle), never by IP alone.
+    "DEFAULT_THROTTLE_RATES": {
+        "login": env.str("TONGXIN_THROTTLE_LOGIN", default="20/min"),
+        "checkin": env.str("TONGXIN_THROTTLE_CHECKIN", default="30/min"),
+        "api": env.str("TONGXIN_THROTTLE_API", default="600/min"),
+    },
+}
+SIMPLE_JWT = {
+    # Short-lived access tokens; rotating refresh tokens, the old one blacklisted on use.
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=14)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": False,
+    "AUTH_HEADER_TYPES": ("Bearer",),
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "同心 Tongxin API",
+    "DESCRIPTION": (
+        "REST API for the Tongxin mobile clients (v1).\n\n"
+        "**Authentication**: `POST /api/v1/auth/token/` with username and password returns an access "
+        "token (short-lived) and a refresh token (rotating: each refresh returns a new one and retires "
+        "the old). Send `Authorization: Bearer <access>`. The web admin's session also works.\n\n"
+        "**Errors** always have the shape `{\"errors\": {<field>: [{\"code\": ..., \"message\": ...}]}}`. "
+        "`<field>` is an input field (nested fields joined with dots, list items by index), "
+        "`non_field_errors` for a rule that spans fields, or `detail` for errors about the request as a "
+        "whole (authentication, permission, not found, throttling). `code` is stable and machine-readable; "
+        "`message` is for people, in Chinese by default and in English with `Accept-Language: en`. "
+        "A locked-out login answers 429 with code `locked_out`."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {"SlotCodeEnum": "reports.models.SlotCode"},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.exceptions.add_error_responses",
+    ],
 }
 
 # ---------------------------------------------------------------------------
@@ -188,6 +262,9 @@ TONGXIN = {
     # Rows per statement in set-based imports and seeding.
     "BULK_BATCH_SIZE": env.int("TONGXIN_BULK_BATCH_SIZE", default=2000),
     "SESSION_ACCESS_TOKEN_LIFETIME": timedelta(minutes=30),
+    # Lazy-bot detection (晨午检 automation): flag a self-report identical to the previous
+    # N days' answers, or sent at the same second of the day N days running.
+    "CHECKIN_LAZY_BOT_DAYS": env.int("TONGXIN_CHECKIN_LAZY_BOT_DAYS", default=7),
 }
 
 LOGGING = {

@@ -4,6 +4,7 @@ comes from the browser or the language switch), i18n helpers."""
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 admin.site.site_header = "同心 · 学生工作管理系统"
 admin.site.site_title = "同心"
@@ -13,4 +14,9 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
+    # The mobile API (a contract: see config/api.py), its OpenAPI 3 schema and the docs,
+    # served from drf-spectacular-sidecar's static files (no CDN on campus intranets).
+    path("api/v1/", include("config.api", namespace="api")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -1,0 +1,310 @@
+"""Serializers of the check-in API: ``<Model>Serializer`` for output, and
+``<Action>InputSerializer`` for what a client may send.  They check shape and types
+only; the rules live in :mod:`reports.services`."""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from reports.filters import ID_MAX
+from reports.models import (
+    TEMPERATURE_MAX,
+    TEMPERATURE_MIN,
+    CheckinSlot,
+    DailyReport,
+    Excusal,
+    ExcusalReason,
+    HealthStatus,
+    SlotCode,
+    SlotState,
+    Symptom,
+)
+from reports.services import ReportAnswer
+from students.masking import shown_phone
+from students.models import ContactLog, Whereabouts
+
+
+def _id_field(**kwargs) -> serializers.IntegerField:
+    return serializers.IntegerField(min_value=1, max_value=ID_MAX, **kwargs)
+
+
+# ---------------------------------------------------------------------------
+# Slots
+# ---------------------------------------------------------------------------
+class CheckinSlotSerializer(serializers.ModelSerializer):
+    campus_name = serializers.CharField(source="campus.name", read_only=True)
+    name = serializers.CharField(source="get_code_display", read_only=True)
+
+    class Meta:
+        model = CheckinSlot
+        fields = ["id", "campus", "campus_name", "code", "name", "opens_at", "due_at", "closes_at"]
+        read_only_fields = fields
+
+
+class SlotTodaySerializer(serializers.Serializer):
+    """One of today's slots for the student: its times, state and whether it is done."""
+
+    code = serializers.ChoiceField(source="slot.code", choices=SlotCode.choices)
+    name = serializers.CharField(source="slot.get_code_display")
+    opens_at = serializers.TimeField(source="slot.opens_at")
+    due_at = serializers.TimeField(source="slot.due_at")
+    closes_at = serializers.TimeField(source="slot.closes_at")
+    state = serializers.ChoiceField(choices=SlotState.choices)
+    late = serializers.BooleanField(help_text="A report sent now would be late (after the due time).")
+    done = serializers.BooleanField()
+    report_id = serializers.IntegerField(allow_null=True)
+    excused = serializers.BooleanField()
+
+
+class CheckinTodaySerializer(serializers.Serializer):
+    date = serializers.DateField()
+    slots = SlotTodaySerializer(many=True)
+
+
+# ---------------------------------------------------------------------------
+# Reports
+# ---------------------------------------------------------------------------
+class ReportInputSerializer(serializers.Serializer):
+    """A student's check-in.  ``slot`` is the slot code of the student's campus; ``date``
+    defaults to today; ``client_id`` is a UUID the app generates once per submission
+    and repeats on every retry."""
+
+    #: Fields the server sets; a client sending them is told so.
+    FORBIDDEN = ("student", "source", "status", "abnormal", "flags", "suspected_bot", "follow_up", "submitted_by")
+
+    slot = serializers.ChoiceField(choices=SlotCode.choices)
+    date = serializers.DateField(required=False)
+    client_id = serializers.UUIDField(required=False, allow_null=True)
+    temperature = serializers.DecimalField(
+        max_digits=4, decimal_places=1, min_value=TEMPERATURE_MIN, max_value=TEMPERATURE_MAX
+    )
+    symptoms = serializers.ListField(
+        child=serializers.ChoiceField(choices=Symptom.choices), required=False, max_length=len(Symptom.values)
+    )
+    symptoms_other = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    health_status = serializers.ChoiceField(choices=HealthStatus.choices, required=False)
+    whereabouts = serializers.ChoiceField(choices=Whereabouts.choices, required=False)
+    province_code = serializers.CharField(required=False, allow_blank=True, max_length=6)
+    city_code = serializers.CharField(required=False, allow_blank=True, max_length=6)
+    risk_area_14d = serializers.BooleanField(required=False, default=False)
+    case_contact = serializers.BooleanField(required=False, default=False)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=500)
+
+    def validate(self, attrs):
+        data = self.initial_data if isinstance(self.initial_data, dict) else {}
+        sent = [name for name in self.FORBIDDEN if name in data]
+        if sent:
+            raise serializers.ValidationError(
+                {name: serializers.ErrorDetail(str(_("由系统设置，不能提交。")), code="not_allowed") for name in sent}
+            )
+        return attrs
+
+    def answer(self, *, require_temperature: bool = True) -> ReportAnswer:
+        values = {name: self.validated_data.get(name) for name in ReportAnswer.FIELDS}
+        return ReportAnswer.clean(require_temperature=require_temperature, **values)
+
+
+class ProxyReportInputSerializer(ReportInputSerializer):
+    """A counsellor's report on a student's behalf (代报) after contacting them.  The
+    temperature may be left out when the student had no thermometer; ``date`` defaults
+    to today and may be in the past."""
+
+    FORBIDDEN = ("source", "status", "abnormal", "flags", "suspected_bot", "follow_up", "submitted_by")
+
+    student = _id_field()
+    temperature = serializers.DecimalField(
+        max_digits=4,
+        decimal_places=1,
+        min_value=TEMPERATURE_MIN,
+        max_value=TEMPERATURE_MAX,
+        required=False,
+        allow_null=True,
+    )
+    channel = serializers.ChoiceField(choices=ContactLog.Channel.choices, required=False, default="phone")
+    contact_note = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+
+
+class DailyReportSerializer(serializers.ModelSerializer):
+    student_number = serializers.CharField(source="student.student_number", read_only=True)
+    student_name = serializers.CharField(source="student.name", read_only=True)
+    slot = serializers.ChoiceField(source="slot.code", choices=SlotCode.choices, read_only=True)
+    temperature = serializers.DecimalField(
+        max_digits=4, decimal_places=1, coerce_to_string=False, allow_null=True, read_only=True
+    )
+    symptoms = serializers.ListField(child=serializers.ChoiceField(choices=Symptom.choices), read_only=True)
+    flags = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+    class Meta:
+        model = DailyReport
+        fields = [
+            "id",
+            "student",
+            "student_number",
+            "student_name",
+            "date",
+            "slot",
+            "school_class",
+            "temperature",
+            "symptoms",
+            "symptoms_other",
+            "health_status",
+            "whereabouts",
+            "province_code",
+            "city_code",
+            "risk_area_14d",
+            "case_contact",
+            "note",
+            "client_id",
+            "source",
+            "submitted_at",
+            "late",
+            "flags",
+            "abnormal",
+            "suspected_bot",
+            "follow_up",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class FollowUpCloseInputSerializer(serializers.Serializer):
+    channel = serializers.ChoiceField(choices=ContactLog.Channel.choices, required=False, default="phone")
+    outcome = serializers.ChoiceField(choices=ContactLog.Outcome.choices, required=False, default="followed_up")
+    note = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+
+
+# ---------------------------------------------------------------------------
+# The missing list
+# ---------------------------------------------------------------------------
+class LastContactSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    channel = serializers.ChoiceField(choices=ContactLog.Channel.choices)
+    outcome = serializers.ChoiceField(choices=ContactLog.Outcome.choices)
+    by = serializers.CharField(allow_null=True)
+
+
+class MissingStudentNameSerializer(serializers.Serializer):
+    """A missing student as a class monitor sees them: name and student number only."""
+
+    student_number = serializers.CharField()
+    name = serializers.CharField()
+    school_class_name = serializers.CharField(source="school_class.name")
+
+
+class MissingStudentSerializer(serializers.Serializer):
+    """A missing student as a counsellor sees them: who to call, who is responsible and
+    when they were last contacted.  The phone number is masked unless the viewer's
+    role at that student needs it in full."""
+
+    id = serializers.IntegerField()
+    student_number = serializers.CharField()
+    name = serializers.CharField()
+    school_class = serializers.IntegerField(source="school_class_id")
+    school_class_name = serializers.CharField(source="school_class.name")
+    phone = serializers.SerializerMethodField()
+    counsellor = serializers.CharField(source="counsellor_name", allow_null=True)
+    last_contact = serializers.SerializerMethodField()
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_phone(self, obj) -> str:
+        return shown_phone(obj, bool(obj.pii_phone))
+
+    @extend_schema_field(LastContactSerializer(allow_null=True))
+    def get_last_contact(self, obj):
+        if obj.last_contact_at is None:
+            return None
+        return {
+            "at": serializers.DateTimeField().to_representation(obj.last_contact_at),
+            "channel": obj.last_contact_channel,
+            "outcome": obj.last_contact_outcome,
+            "by": obj.last_contact_by,
+        }
+
+
+class ClosedMissingNameExtension(OpenApiSerializerExtension):
+    """Document the names-only shape as closed (no other properties), so that a
+    counsellor's detailed row matches exactly one branch of the list's ``oneOf``."""
+
+    target_class = MissingStudentNameSerializer
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_basic_serializer(self.target, direction)
+        schema["additionalProperties"] = False
+        return schema
+
+
+# ---------------------------------------------------------------------------
+# Excusals and the contact log
+# ---------------------------------------------------------------------------
+class ExcusalSerializer(serializers.ModelSerializer):
+    student_number = serializers.CharField(source="student.student_number", read_only=True)
+    student_name = serializers.CharField(source="student.name", read_only=True)
+    created_by = serializers.CharField(source="created_by.username", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Excusal
+        fields = [
+            "id",
+            "student",
+            "student_number",
+            "student_name",
+            "reason",
+            "note",
+            "starts_on",
+            "ends_on",
+            "created_by",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class ExcusalCreateInputSerializer(serializers.Serializer):
+    student = _id_field()
+    reason = serializers.ChoiceField(choices=ExcusalReason.choices)
+    starts_on = serializers.DateField()
+    ends_on = serializers.DateField(required=False, allow_null=True)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+
+
+class ContactLogSerializer(serializers.ModelSerializer):
+    student_number = serializers.CharField(source="student.student_number", read_only=True)
+    student_name = serializers.CharField(source="student.name", read_only=True)
+    contacted_by = serializers.CharField(source="contacted_by.username", read_only=True, allow_null=True)
+
+    class Meta:
+        model = ContactLog
+        fields = [
+            "id",
+            "student",
+            "student_number",
+            "student_name",
+            "contacted_at",
+            "channel",
+            "outcome",
+            "note",
+            "contacted_by",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class ContactLogCreateInputSerializer(serializers.Serializer):
+    student = _id_field()
+    channel = serializers.ChoiceField(choices=ContactLog.Channel.choices, required=False, default="phone")
+    outcome = serializers.ChoiceField(choices=ContactLog.Outcome.choices, required=False, default="reached")
+    note = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+    contacted_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class ContactMarkInputSerializer(serializers.Serializer):
+    """Mark several students as contacted at once (e.g. ticked on the missing list)."""
+
+    students = serializers.ListField(child=_id_field(), min_length=1, max_length=500)
+    channel = serializers.ChoiceField(choices=ContactLog.Channel.choices, required=False, default="phone")
+    outcome = serializers.ChoiceField(choices=ContactLog.Outcome.choices, required=False, default="reached")
+    note = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")

@@ -1,0 +1,570 @@
+"""State changes of the daily check-in (晨午检): submit, proxy (代报), follow up, excuse,
+log contacts.
+
+Product rules (DESIGN.md, "Daily check-in"; issue 3):
+
+- one report per (student, local date, slot); a retry of the same submission — the
+  same client id, or the same answer for the same slot — returns the existing report;
+- a student's edit before the slot closes replaces the answer (the earlier one stays in
+  history); after the close it is refused with ``slot_closed``;
+- a counsellor may report on a student's behalf at any time (代报, ``source=proxy``),
+  which also writes a contact-log entry;
+- fever (≥ 37.3 °C), any symptom, an unwell status or a risk exposure make a report
+  abnormal; answers identical to the previous N days, or sent at the same second of
+  the day N days running, mark it as a suspected bot; either puts it on the
+  counsellor's follow-up list;
+- an excused student is not expected.
+
+Every function here is keyword-only, writes inside ``transaction.atomic`` and raises
+:class:`django.core.exceptions.ValidationError` (with a code per field) for input the
+rules refuse; :class:`CheckinRefused` (HTTP 409) for a well-formed request the state
+of the world refuses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from reports.models import (
+    ABNORMAL_FLAGS,
+    FEVER_AT,
+    TEMPERATURE_MAX,
+    TEMPERATURE_MIN,
+    CheckinSlot,
+    DailyReport,
+    Excusal,
+    ExcusalReason,
+    FollowUp,
+    HealthStatus,
+    ReportFlag,
+    ReportSource,
+    SlotState,
+    Symptom,
+)
+from reports.selectors import CHASE_ROLES, local_now, students_with_role
+from students.models import ContactLog, Student, Whereabouts
+
+
+class CheckinRefused(ValidationError):
+    """A well-formed request that the current state refuses (slot closed, client id
+    reused for another answer, nothing to follow up): answered with HTTP 409."""
+
+    http_status = 409
+
+
+def _error(field_name: str, message, code: str) -> ValidationError:
+    return ValidationError({field_name: ValidationError(message, code=code)})
+
+
+def _refused(field_name: str, message, code: str) -> CheckinRefused:
+    return CheckinRefused({field_name: ValidationError(message, code=code)})
+
+
+# ---------------------------------------------------------------------------
+# The answer
+# ---------------------------------------------------------------------------
+_PROVINCE_CODE = re.compile(r"^\d{2}0000$")
+_CITY_CODE = re.compile(r"^\d{4}00$")
+
+
+@dataclass(frozen=True)
+class ReportAnswer:
+    """What a student answers in one check-in, normalised (symptoms sorted and unique,
+    text stripped).  Build it with :meth:`clean`, which applies the rules that span
+    fields."""
+
+    temperature: Decimal | None
+    symptoms: tuple[str, ...] = ()
+    symptoms_other: str = ""
+    health_status: str = HealthStatus.HEALTHY
+    whereabouts: str = Whereabouts.ON_CAMPUS
+    province_code: str = ""
+    city_code: str = ""
+    risk_area_14d: bool = False
+    case_contact: bool = False
+    note: str = ""
+
+    FIELDS = (
+        "temperature",
+        "symptoms",
+        "symptoms_other",
+        "health_status",
+        "whereabouts",
+        "province_code",
+        "city_code",
+        "risk_area_14d",
+        "case_contact",
+        "note",
+    )
+
+    @classmethod
+    def clean(cls, *, require_temperature: bool = True, **values) -> ReportAnswer:
+        """Validate and normalise an answer; raise ValidationError with a code per field."""
+        errors: dict[str, ValidationError] = {}
+        temperature = values.get("temperature")
+        if temperature is None:
+            if require_temperature:
+                errors["temperature"] = ValidationError(_("请填写体温。"), code="required")
+        else:
+            temperature = Decimal(str(temperature)).quantize(Decimal("0.1"))
+            if not TEMPERATURE_MIN <= temperature <= TEMPERATURE_MAX:
+                errors["temperature"] = ValidationError(
+                    _("体温应在 %(min)s 至 %(max)s °C 之间。"),
+                    code="out_of_range",
+                    params={"min": TEMPERATURE_MIN, "max": TEMPERATURE_MAX},
+                )
+        symptoms = set(values.get("symptoms") or ())
+        unknown = symptoms - set(Symptom.values)
+        if unknown:
+            errors["symptoms"] = ValidationError(_("未知的症状。"), code="invalid_choice")
+        symptoms_other = (values.get("symptoms_other") or "").strip()
+        if symptoms_other:
+            symptoms.add(Symptom.OTHER)  # describing another symptom means having one
+        elif Symptom.OTHER in symptoms:
+            errors["symptoms_other"] = ValidationError(_("选择“其他”症状时请说明。"), code="required")
+        whereabouts = values.get("whereabouts") or Whereabouts.ON_CAMPUS
+        province = (values.get("province_code") or "").strip()
+        city = (values.get("city_code") or "").strip()
+        if province and not _PROVINCE_CODE.match(province):
+            errors["province_code"] = ValidationError(_("省份代码应为6位行政区划代码，如 370000。"), code="invalid")
+        if city and not (_CITY_CODE.match(city) and not city.endswith("0000")):
+            errors["city_code"] = ValidationError(_("城市代码应为6位行政区划代码，如 370100。"), code="invalid")
+        elif city and province and city[:2] != province[:2]:
+            errors["city_code"] = ValidationError(_("城市不属于所选省份。"), code="city_not_in_province")
+        if whereabouts != Whereabouts.ON_CAMPUS:
+            if not province:
+                errors.setdefault("province_code", ValidationError(_("不在校时请填写所在省份。"), code="required"))
+            if not city:
+                errors.setdefault("city_code", ValidationError(_("不在校时请填写所在城市。"), code="required"))
+        if errors:
+            raise ValidationError(errors)
+        return cls(
+            temperature=temperature,
+            symptoms=tuple(sorted(symptoms)),
+            symptoms_other=symptoms_other,
+            health_status=values.get("health_status") or HealthStatus.HEALTHY,
+            whereabouts=whereabouts,
+            province_code=province,
+            city_code=city,
+            risk_area_14d=bool(values.get("risk_area_14d")),
+            case_contact=bool(values.get("case_contact")),
+            note=(values.get("note") or "").strip(),
+        )
+
+    def digest(self) -> str:
+        """A stable digest of the answer: equal answers, equal digests."""
+        payload = {name: getattr(self, name) for name in self.FIELDS}
+        payload["temperature"] = None if self.temperature is None else str(self.temperature)
+        payload["symptoms"] = list(self.symptoms)
+        raw = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
+
+    def health_flags(self) -> list[str]:
+        """The abnormal findings of this answer (fever, symptoms, unwell, exposure)."""
+        flags = []
+        if self.temperature is not None and self.temperature >= FEVER_AT:
+            flags.append(ReportFlag.FEVER)
+        if self.symptoms:
+            flags.append(ReportFlag.SYMPTOMS)
+        if self.health_status != HealthStatus.HEALTHY:
+            flags.append(ReportFlag.UNWELL)
+        if self.risk_area_14d:
+            flags.append(ReportFlag.RISK_AREA)
+        if self.case_contact:
+            flags.append(ReportFlag.CASE_CONTACT)
+        return flags
+
+
+# ---------------------------------------------------------------------------
+# Submitting
+# ---------------------------------------------------------------------------
+class SubmitOutcome(enum.Enum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+@dataclass
+class SubmitResult:
+    report: DailyReport
+    outcome: SubmitOutcome
+    contact: ContactLog | None = field(default=None)
+
+
+def slot_for(*, student: Student, slot_code: str) -> CheckinSlot:
+    """The active slot ``slot_code`` of ``student``'s campus, or a ``slot`` error."""
+    slot = CheckinSlot.objects.filter(campus_id=student.campus_id, code=slot_code, active=True).first()
+    if slot is None:
+        raise _error("slot", _("本校区没有这个打卡时段。"), "does_not_exist")
+    return slot
+
+
+def _lock_existing(*, student_id: int, slot_id: int, day: dt.date, client_id: uuid.UUID | None) -> list[DailyReport]:
+    """The student's report for (day, slot) and the one carrying ``client_id``, locked."""
+    where = Q(date=day, slot_id=slot_id)
+    if client_id is not None:
+        where |= Q(client_id=client_id)
+    return list(DailyReport.objects.select_for_update().filter(where, student_id=student_id))
+
+
+def _bot_flags(*, report: DailyReport) -> list[str]:
+    """Lazy-bot detection: the previous N days of this slot all carry the same answer,
+    or were all sent at the same second of the day.  One aggregate query."""
+    days = settings.TONGXIN["CHECKIN_LAZY_BOT_DAYS"]
+    if days < 1:
+        return []
+    previous = DailyReport.objects.filter(
+        student_id=report.student_id,
+        slot_id=report.slot_id,
+        date__gte=report.date - dt.timedelta(days=days),
+        date__lt=report.date,
+        source=ReportSource.SELF,
+    ).aggregate(
+        same_answer=Count("id", filter=Q(answer_hash=report.answer_hash)),
+        same_second=Count("id", filter=Q(submitted_second=report.submitted_second)),
+    )
+    flags = []
+    if previous["same_answer"] >= days:
+        flags.append(ReportFlag.IDENTICAL_ANSWERS)
+    if previous["same_second"] >= days:
+        flags.append(ReportFlag.SAME_SECOND)
+    return flags
+
+
+def _apply(
+    report: DailyReport,
+    *,
+    answer: ReportAnswer,
+    digest: str,
+    source: str,
+    by,
+    now: dt.datetime,
+    client_id: uuid.UUID | None,
+) -> None:
+    """Write the answer and everything derived from it onto ``report`` (not saved)."""
+    for name in ReportAnswer.FIELDS:
+        value = getattr(answer, name)
+        setattr(report, name, list(value) if isinstance(value, tuple) else value)
+    local = now.astimezone(timezone.get_default_timezone())
+    report.answer_hash = digest
+    report.source = source
+    report.submitted_by = by
+    report.submitted_at = now
+    report.submitted_second = local.hour * 3600 + local.minute * 60 + local.second
+    report.late = report.slot.is_late(report.date, now)
+    if client_id is not None:
+        report.client_id = client_id
+    flags = answer.health_flags()
+    if source == ReportSource.SELF:
+        flags += _bot_flags(report=report)
+    previous_status, previous_flags = report.follow_up, set(report.flags or ())
+    report.flags = flags
+    report.abnormal = any(f in ABNORMAL_FLAGS for f in flags)
+    report.suspected_bot = len(flags) > sum(f in ABNORMAL_FLAGS for f in flags)
+    # A counsellor's follow-up stands until the answer brings something new.
+    if not flags:
+        report.follow_up = FollowUp.CLOSED if previous_status == FollowUp.CLOSED else FollowUp.NONE
+    elif previous_status == FollowUp.CLOSED and set(flags) <= previous_flags:
+        report.follow_up = FollowUp.CLOSED
+    else:
+        report.follow_up = FollowUp.OPEN
+        report.follow_up_closed_at = report.follow_up_closed_by = None
+
+
+def _submit(
+    *,
+    student: Student,
+    slot: CheckinSlot,
+    day: dt.date,
+    day_given: bool,
+    answer: ReportAnswer,
+    client_id: uuid.UUID | None,
+    source: str,
+    by,
+    now: dt.datetime,
+) -> SubmitResult:
+    digest = answer.digest()
+    for attempt in range(2):
+        rows = _lock_existing(student_id=student.pk, slot_id=slot.pk, day=day, client_id=client_id)
+        by_client = next((r for r in rows if client_id is not None and r.client_id == client_id), None)
+        by_slot = next((r for r in rows if r.date == day and r.slot_id == slot.pk), None)
+        if by_client is not None:
+            same = by_client.slot_id == slot.pk and by_client.answer_hash == digest
+            if same and (by_client.date == day or not day_given):
+                by_client.slot = slot
+                return SubmitResult(by_client, SubmitOutcome.UNCHANGED)
+            raise _refused("client_id", _("这个客户端编号已用于另一份不同的报告。"), "client_id_conflict")
+        if by_slot is not None:
+            if by_slot.answer_hash == digest:
+                by_slot.slot = slot
+                return SubmitResult(by_slot, SubmitOutcome.UNCHANGED)
+            if source == ReportSource.SELF:
+                if slot.state(day, now) != SlotState.OPEN:
+                    raise _refused("slot", _("本时段已关闭，不能再修改报告，请联系辅导员。"), "slot_closed")
+                if client_id is not None and by_slot.history.filter(client_id=client_id).exists():
+                    # A late retry of an earlier answer must not undo a later edit.
+                    raise _refused("client_id", _("这个客户端编号已用于另一份不同的报告。"), "client_id_conflict")
+            by_slot.slot = slot
+            _apply(by_slot, answer=answer, digest=digest, source=source, by=by, now=now, client_id=client_id)
+            by_slot._history_user = by
+            by_slot.save()
+            return SubmitResult(by_slot, SubmitOutcome.UPDATED)
+        if source == ReportSource.SELF:
+            state = slot.state(day, now)
+            if state == SlotState.CLOSED:
+                raise _refused("slot", _("本时段已关闭，不能再提交报告，请联系辅导员。"), "slot_closed")
+            if state == SlotState.UPCOMING:
+                raise _refused("slot", _("本时段尚未开始。"), "slot_not_open")
+        report = DailyReport(
+            student=student,
+            date=day,
+            slot=slot,
+            campus_id=student.campus_id,
+            college_id=student.college_id,
+            grade_id=student.grade_id,
+            school_class_id=student.school_class_id,
+        )
+        _apply(report, answer=answer, digest=digest, source=source, by=by, now=now, client_id=client_id)
+        report._history_user = by
+        try:
+            with transaction.atomic():
+                report.save()
+        except IntegrityError:
+            # A concurrent twin won the unique constraint: read what it wrote and decide again.
+            if attempt:
+                raise
+            continue
+        return SubmitResult(report, SubmitOutcome.CREATED)
+    raise AssertionError("unreachable")
+
+
+def report_submit(
+    *,
+    student: Student,
+    slot_code: str,
+    answer: ReportAnswer,
+    client_id: uuid.UUID | None = None,
+    on: dt.date | None = None,
+    by=None,
+    now: dt.datetime | None = None,
+) -> SubmitResult:
+    """A student reports for themself (本人填报).
+
+    Preconditions: ``student`` is the acting student's own record.  ``on`` defaults to
+    today (local); a past or future date falls outside the slot's window and is refused.
+    Returns CREATED for a new report, UNCHANGED for an identical retry (same client id
+    with the same answer, or the same answer for the same slot — whatever the time), and
+    UPDATED for an edit while the slot is open.  Race-safe: two concurrent identical
+    submissions produce one report, the loser reads the winner's row."""
+    now = now or local_now()
+    day = on or now.astimezone(timezone.get_default_timezone()).date()
+    slot = slot_for(student=student, slot_code=slot_code)
+    with transaction.atomic():
+        return _submit(
+            student=student,
+            slot=slot,
+            day=day,
+            day_given=on is not None,
+            answer=answer,
+            client_id=client_id,
+            source=ReportSource.SELF,
+            by=by if by is not None else student.user,
+            now=now,
+        )
+
+
+def report_submit_proxy(
+    *,
+    actor,
+    student_id: int,
+    slot_code: str,
+    answer: ReportAnswer,
+    on: dt.date | None = None,
+    client_id: uuid.UUID | None = None,
+    channel: str = ContactLog.Channel.PHONE,
+    note: str = "",
+    now: dt.datetime | None = None,
+) -> SubmitResult:
+    """A counsellor reports on a student's behalf after a call (代报, ``source=proxy``).
+
+    Preconditions: ``actor`` reaches the student as counsellor, duty counsellor or
+    college admin (otherwise the student "does not exist").  Allowed after the slot
+    closes and for past dates, never for the future.  A new or changed report also
+    writes a contact-log entry (outcome ``proxy_reported``), in the same transaction;
+    an identical retry writes nothing."""
+    now = now or local_now()
+    today = now.astimezone(timezone.get_default_timezone()).date()
+    day = on or today
+    if day > today:
+        raise _error("date", _("不能为将来的日期代报。"), "date_in_future")
+    student = students_with_role(actor, roles=CHASE_ROLES).filter(pk=student_id).first()
+    if student is None:
+        raise _error("student", _("学生不存在或不在您的管理范围内。"), "does_not_exist")
+    slot = slot_for(student=student, slot_code=slot_code)
+    with transaction.atomic():
+        result = _submit(
+            student=student,
+            slot=slot,
+            day=day,
+            day_given=True,
+            answer=answer,
+            client_id=client_id,
+            source=ReportSource.PROXY,
+            by=actor,
+            now=now,
+        )
+        if result.outcome != SubmitOutcome.UNCHANGED:
+            result.contact = ContactLog.objects.create(
+                student=student,
+                contacted_at=now,
+                channel=channel,
+                outcome=ContactLog.Outcome.PROXY_REPORTED,
+                note=note,
+                contacted_by=actor,
+            )
+    return result
+
+
+def report_follow_up_close(
+    *,
+    actor,
+    report_id: int,
+    channel: str = ContactLog.Channel.PHONE,
+    outcome: str = ContactLog.Outcome.FOLLOWED_UP,
+    note: str = "",
+    now: dt.datetime | None = None,
+) -> tuple[DailyReport, ContactLog]:
+    """Close the follow-up of an abnormal or suspected-bot report after contacting the
+    student; the contact is logged.  Preconditions: ``actor`` chases the student
+    (counsellor, duty counsellor, college admin) and the follow-up is open."""
+    now = now or local_now()
+    scope_students = students_with_role(actor, roles=CHASE_ROLES)
+    with transaction.atomic():
+        report = (
+            DailyReport.objects.select_for_update()
+            .filter(pk=report_id, student__in=scope_students)
+            .select_related("student")
+            .first()
+        )
+        if report is None:
+            raise _error("report", _("报告不存在或不在您的管理范围内。"), "does_not_exist")
+        if report.follow_up != FollowUp.OPEN:
+            raise _refused("follow_up", _("这份报告没有待跟进的事项。"), "not_open")
+        report.follow_up = FollowUp.CLOSED
+        report.follow_up_closed_at = now
+        report.follow_up_closed_by = actor
+        report._history_user = actor
+        report.save(update_fields=["follow_up", "follow_up_closed_at", "follow_up_closed_by", "updated_at"])
+        contact = ContactLog.objects.create(
+            student=report.student, contacted_at=now, channel=channel, outcome=outcome, note=note, contacted_by=actor
+        )
+    return report, contact
+
+
+# ---------------------------------------------------------------------------
+# Excusals and the contact log
+# ---------------------------------------------------------------------------
+def excusal_create(
+    *,
+    actor,
+    student_id: int,
+    reason: str,
+    starts_on: dt.date,
+    ends_on: dt.date | None = None,
+    note: str = "",
+) -> Excusal:
+    """Excuse a student from the check-in (免报) for a date range, recording who and why.
+    Preconditions: ``actor`` chases the student; "other" needs a note."""
+    note = (note or "").strip()
+    errors = {}
+    if reason == ExcusalReason.OTHER and not note:
+        errors["note"] = ValidationError(_("原因为“其他”时请填写说明。"), code="required")
+    if ends_on is not None and ends_on < starts_on:
+        errors["ends_on"] = ValidationError(_("结束日期不能早于开始日期。"), code="before_start")
+    if errors:
+        raise ValidationError(errors)
+    student = students_with_role(actor, roles=CHASE_ROLES).filter(pk=student_id).first()
+    if student is None:
+        raise _error("student", _("学生不存在或不在您的管理范围内。"), "does_not_exist")
+    with transaction.atomic():
+        return Excusal.objects.create(
+            student=student, reason=reason, note=note, starts_on=starts_on, ends_on=ends_on, created_by=actor
+        )
+
+
+def excusal_delete(*, actor, excusal_id: int) -> None:
+    """Withdraw an excusal (the deletion stays in its history).  Preconditions:
+    ``actor`` chases the student."""
+    with transaction.atomic():
+        excusal = Excusal.objects.filter(
+            pk=excusal_id, student__in=students_with_role(actor, roles=CHASE_ROLES)
+        ).first()
+        if excusal is None:
+            raise _error("excusal", _("免报登记不存在或不在您的管理范围内。"), "does_not_exist")
+        excusal._history_user = actor  # record who withdrew it, also outside a request
+        excusal.delete()
+
+
+def contact_log_create(
+    *,
+    actor,
+    student_id: int,
+    channel: str,
+    outcome: str,
+    note: str = "",
+    contacted_at: dt.datetime | None = None,
+) -> ContactLog:
+    """Log one contact with a student.  Preconditions: ``actor`` chases the student;
+    ``contacted_at`` (default now) is not in the future."""
+    return contacts_mark(
+        actor=actor, student_ids=[student_id], channel=channel, outcome=outcome, note=note, contacted_at=contacted_at
+    )[0]
+
+
+def contacts_mark(
+    *,
+    actor,
+    student_ids: list[int],
+    channel: str,
+    outcome: str = ContactLog.Outcome.REACHED,
+    note: str = "",
+    contacted_at: dt.datetime | None = None,
+) -> list[ContactLog]:
+    """Mark students as contacted (bulk, e.g. from the missing list): one contact-log
+    entry each, all or nothing.  Preconditions: ``actor`` chases every one of them; an
+    unknown or foreign id refuses the whole batch."""
+    now = local_now()
+    contacted_at = contacted_at or now
+    if contacted_at > now + dt.timedelta(minutes=5):
+        raise _error("contacted_at", _("联系时间不能晚于现在。"), "in_future")
+    wanted = list(dict.fromkeys(student_ids))
+    found = set(students_with_role(actor, roles=CHASE_ROLES).filter(pk__in=wanted).values_list("pk", flat=True))
+    missing = [pk for pk in wanted if pk not in found]
+    if missing:
+        raise _error(
+            "students" if len(student_ids) > 1 else "student",
+            _("学生不存在或不在您的管理范围内：%(ids)s") % {"ids": ", ".join(map(str, missing))},
+            "does_not_exist",
+        )
+    entries = [
+        ContactLog(
+            student_id=pk, contacted_at=contacted_at, channel=channel, outcome=outcome, note=note, contacted_by=actor
+        )
+        for pk in wanted
+    ]
+    with transaction.atomic():
+        return ContactLog.objects.bulk_create(entries)
