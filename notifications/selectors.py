@@ -1,0 +1,34 @@
+"""Reads for notifications.  The inbox is personal: every selector takes the acting
+user and returns only that user's rows, whatever their role."""
+
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet
+
+from notifications.models import GroupRobot, Notification
+
+
+def notification_list(*, user, unread: bool | None = None) -> QuerySet[Notification]:
+    """``user``'s notifications, newest first; ``unread=True`` only the unread ones,
+    ``False`` only the read ones.  Served by the (recipient, created_at) index."""
+    qs = Notification.objects.filter(recipient_id=user.pk).order_by("-created_at", "-id")
+    if unread is not None:
+        qs = qs.filter(read_at__isnull=unread)
+    return qs
+
+
+def notification_unread_count(*, user) -> int:
+    """How many of ``user``'s notifications are unread (partial index on unread rows)."""
+    return Notification.objects.filter(recipient_id=user.pk, read_at__isnull=True).count()
+
+
+def group_robots_for(*, campus_id: int | None = None, college_id: int | None = None) -> QuerySet[GroupRobot]:
+    """Active robots whose group should get a digest about this unit: the college's own
+    robots, the campus-wide ones of its campus, and the university-wide ones.  Pass only
+    ``campus_id`` for a campus digest, neither for a university one."""
+    reach = Q(campus__isnull=True, college__isnull=True)
+    if campus_id is not None:
+        reach |= Q(campus_id=campus_id, college__isnull=True)
+    if college_id is not None:
+        reach |= Q(college_id=college_id)
+    return GroupRobot.objects.filter(reach, active=True).order_by("id")
