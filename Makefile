@@ -80,7 +80,7 @@ test: install gettext
 	@mkdir -p var
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(MANAGE) check --fail-level WARNING
+	$(MANAGE) check
 	$(MANAGE) makemigrations --check --dry-run
 	$(MANAGE) compilemessages $(I18N_IGNORE) --verbosity 0
 	$(PY) -m pytest -p no:cacheprovider -p tests.celery_utils -q $(PYTEST_ARGS)
