@@ -111,6 +111,15 @@ def _display_name(prefix: str = "") -> Case:
     )
 
 
+def missing_list_detailed(user) -> bool | None:
+    """How ``user`` sees the missing list: True with details (a health role), False
+    names only (a class monitor), None not at all."""
+    scope = scope_for(user)
+    if scope.has_role(*HEALTH_ROLES):
+        return True
+    return False if scope.has_role(*NAMES_ONLY_ROLES) else None
+
+
 def report_missing(
     *, user, on: dt.date, slot_code: str, students: QuerySet[Student] | None = None
 ) -> tuple[QuerySet[Student], bool]:
@@ -125,8 +134,8 @@ def report_missing(
     and student numbers only.  Anyone else is refused.  ``students`` narrows the
     result further (unit filters); it can never widen it."""
     scope = scope_for(user)
-    detailed = scope.has_role(*HEALTH_ROLES)
-    if not detailed and not scope.has_role(*NAMES_ONLY_ROLES):
+    detailed = missing_list_detailed(user)
+    if detailed is None:
         raise PermissionDenied(_("只有辅导员、学院和校区的学工人员以及班长可以查看未报名单。"))
     base = Student.objects.all() if students is None else students
     slots = CheckinSlot.objects.filter(campus_id=OuterRef("campus_id"), code=slot_code, active=True)
@@ -151,7 +160,7 @@ def report_missing(
         .order_by(F("school_class_id").asc(nulls_last=True), "id")
     )
     contacts = ContactLog.objects.filter(student_id=OuterRef("pk")).order_by("-contacted_at", "-id")
-    qs = scope.annotate_pii(qs).annotate(
+    qs = scope.annotate_pii(qs.only("id", "student_number", "name", "phone", "school_class__name")).annotate(
         counsellor_name=Subquery(counsellors.values("display")[:1]),
         last_contact_at=Subquery(contacts.values("contacted_at")[:1]),
         last_contact_channel=Subquery(contacts.values("channel")[:1]),

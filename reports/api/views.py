@@ -343,7 +343,15 @@ class ContactLogViewSet(
     def create(self, request, *args, **kwargs):
         serializer = ContactLogCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        entry = services.contact_log_create(actor=request.user, **serializer.validated_data)
+        data = serializer.validated_data
+        entry = services.contact_log_create(
+            actor=request.user,
+            student_id=data["student"],
+            channel=data["channel"],
+            outcome=data["outcome"],
+            note=data["note"],
+            contacted_at=data.get("contacted_at"),
+        )
         return Response(ContactLogSerializer(entry).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
