@@ -128,6 +128,11 @@ class GroupRobotAdmin(ScopedAdminMixin, admin.ModelAdmin):
             | Q(campus__isnull=True, college__isnull=True)
         )
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "webhook_url":
+            kwargs["assume_scheme"] = "https"  # robot webhooks are HTTPS only
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
     @admin.display(description=_("范围"))
     def reach(self, obj: GroupRobot) -> str:
         return str(obj.college or obj.campus or _("全校"))

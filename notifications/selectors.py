@@ -8,13 +8,10 @@ from django.db.models import Q, QuerySet
 from notifications.models import GroupRobot, Notification
 
 
-def notification_list(*, user, unread: bool | None = None) -> QuerySet[Notification]:
-    """``user``'s notifications, newest first; ``unread=True`` only the unread ones,
-    ``False`` only the read ones.  Served by the (recipient, created_at) index."""
-    qs = Notification.objects.filter(recipient_id=user.pk).order_by("-created_at", "-id")
-    if unread is not None:
-        qs = qs.filter(read_at__isnull=unread)
-    return qs
+def notification_list(*, user) -> QuerySet[Notification]:
+    """``user``'s notifications, newest first (the (recipient, created_at) index); filter
+    further with :class:`notifications.filters.NotificationFilterSet`."""
+    return Notification.objects.filter(recipient_id=user.pk).order_by("-created_at", "-id")
 
 
 def notification_unread_count(*, user) -> int:

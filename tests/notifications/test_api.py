@@ -147,3 +147,15 @@ def test_unread_count_is_one_query(api, alice):
     with CaptureQueriesContext(connection) as ctx:
         api(alice).get(f"{BASE}unread-count/")
     assert len(ctx.captured_queries) == 1
+
+
+def test_openapi_schema_of_the_inbox_is_valid_without_warnings(tmp_path):
+    from django.core.management import call_command
+
+    out = tmp_path / "schema.yaml"
+    call_command(
+        "spectacular", "--validate", "--fail-on-warn", "--urlconf", "tests.notifications.urls", "--file", str(out)
+    )
+    schema = out.read_text(encoding="utf-8")
+    for path in ("/api/v1/notifications/{id}/read/", "/api/v1/notifications/unread-count/", "/read-all/"):
+        assert path in schema

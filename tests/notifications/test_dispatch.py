@@ -12,7 +12,7 @@ from django.utils import timezone
 from notifications import channels as channels_module
 from notifications.channels import Channel, DeliveryError
 from notifications.models import Delivery, DeliveryStatus, Notification
-from notifications.services import deliveries_dispatch, deliveries_retry, notify, retry_delay
+from notifications.services import deliveries_dispatch, deliveries_retry, notifications_purge, notify, retry_delay
 from notifications.tasks import deliveries_dispatch_task
 
 pytestmark = pytest.mark.django_db
@@ -304,3 +304,21 @@ def test_sms_to_staff_without_phone_is_dead(world):
     notify(recipients=[world["A"].counsellor], kind="system", title="x", dedupe_key="k", channels=("sms",))
     deliveries_dispatch()
     assert Delivery.objects.get().status == DeliveryStatus.DEAD
+
+
+def test_purge_drops_old_notifications_and_finished_deliveries_only(alice):
+    notify(recipients=[alice], kind="reminder", title="old", dedupe_key="old", channels=("inapp", "email"))
+    notify(recipients=[alice], kind="reminder", title="new", dedupe_key="new", channels=("inapp",))
+    year_ago = timezone.now() - dt.timedelta(days=400)
+    Notification.objects.filter(dedupe_key="old").update(created_at=year_ago)
+    Delivery.objects.filter(notification__dedupe_key="old").update(created_at=year_ago)
+    Delivery.objects.filter(notification__dedupe_key="old", channel="inapp").update(status=DeliveryStatus.SENT)
+
+    assert notifications_purge(older_than=dt.timedelta(days=365)) == 1
+
+    assert list(Notification.objects.values_list("title", flat=True)) == ["new"]
+    # The old e-mail is still pending: kept (detached from its notification) until it is sent.
+    assert sorted(Delivery.objects.values_list("channel", "notification__title")) == [
+        ("email", None),
+        ("inapp", "new"),
+    ]
