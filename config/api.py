@@ -9,7 +9,7 @@ a locked-out login answers 429 ``locked_out``, not a plain 401.
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
@@ -173,6 +173,7 @@ def _urlpatterns() -> list:
         # Before the router: "missing" and "proxy" are not report ids.
         path("reports/missing/", reports.MissingListView.as_view(), name="report-missing"),
         path("reports/proxy/", reports.ProxyReportView.as_view(), name="report-proxy"),
+        path("notifications/", include("notifications.api.urls")),
         *router.urls,
     ]
 
