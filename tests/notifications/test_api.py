@@ -159,3 +159,10 @@ def test_openapi_schema_of_the_inbox_is_valid_without_warnings(tmp_path):
     schema = out.read_text(encoding="utf-8")
     for path in ("/api/v1/notifications/{id}/read/", "/api/v1/notifications/unread-count/", "/read-all/"):
         assert path in schema
+
+
+@pytest.mark.urls("config.urls")
+def test_project_api_routes_the_inbox(api, alice):
+    inbox(alice, 2)
+    assert api(alice).get(f"{BASE}unread-count/").json() == {"unread": 2}
+    assert api(alice).get(BASE).json()["count"] == 2
