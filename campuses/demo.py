@@ -47,7 +47,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.db import connection, models, transaction
-from django.db.models import ProtectedError, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone, translation
 
 from campuses.models import (
@@ -302,9 +302,9 @@ def demo_reset() -> None:
     an assignment or linked to a student) and the demo superuser.  Meant for demo
     databases only: it wipes every university, not just 同心大学.
 
-    Rows of other apps that reference what is deleted follow their foreign keys
-    (cascade or set null); a protecting foreign key stops the reset and the
-    transaction rolls back rather than deleting someone's ledger silently.  The
+    Rows of other apps that hang off what is deleted go too (check-in slots, daily
+    reports, depots, ledgers — even where their foreign key protects the unit in
+    normal use), rows with a nullable ``SET_NULL`` key are kept and unlinked.  The
     deletes are set-based (see :func:`_wipe`): no signals, no history rows."""
     from students.models import KeyAttentionTag, Student
 
@@ -424,13 +424,14 @@ def demo_counts() -> dict[str, int]:
 # Helpers
 # ---------------------------------------------------------------------------
 def _wipe(queryset: QuerySet, *, keep: Iterable[models.Field] = (), depth: int = 0) -> None:
-    """Delete the rows of ``queryset`` like Django's deletion collector would, but with
-    subqueries instead of loading every row: each relation pointing at the rows is
-    cascaded (recursively), set to null or, when protected and in use, refuses.  The
-    relations in ``keep`` are left to the caller.  No signals are sent — at 100,000
-    students the collector would otherwise spend its time loading rows one batch of
-    ids at a time."""
-    if depth > 10:
+    """Delete the rows of ``queryset`` and everything hanging off them, set-based:
+    rows that refer to them through a nullable ``SET_NULL`` key are kept and set to
+    null, ``DO_NOTHING`` keys are left alone, every other key (``CASCADE`` and, because
+    a reset means the whole demo university, also ``PROTECT``: check-in slots,
+    depots, reports) is followed recursively and its rows deleted.  The relations in
+    ``keep`` are left to the caller.  Subqueries instead of Django's collector, which
+    would load 100,000 students a batch of ids at a time; no signals are sent."""
+    if depth > 12:
         raise RuntimeError("cascade too deep while resetting demo data")
     model = queryset.model
     pks = queryset.values("pk")
@@ -438,22 +439,14 @@ def _wipe(queryset: QuerySet, *, keep: Iterable[models.Field] = (), depth: int =
         if not (relation.auto_created and not relation.concrete and (relation.one_to_many or relation.one_to_one)):
             continue
         fk = relation.field
-        if fk in keep:
+        on_delete = fk.remote_field.on_delete
+        if fk in keep or on_delete is models.DO_NOTHING:
             continue
         related = relation.related_model._base_manager.filter(**{f"{fk.name}__in": pks})
-        on_delete = fk.remote_field.on_delete
-        if on_delete is models.DO_NOTHING:
-            continue
-        if on_delete is models.CASCADE:
-            _wipe(related, depth=depth + 1)
-        elif on_delete is models.SET_NULL:
+        if on_delete is models.SET_NULL:
             related.update(**{fk.name: None})
-        elif related.exists():
-            raise ProtectedError(
-                f"{relation.related_model._meta.label}.{fk.name} still refers to {model._meta.label}; "
-                "delete those rows first",
-                set(),
-            )
+        else:
+            _wipe(related, depth=depth + 1)
     queryset._raw_delete(queryset.db)
 
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from campuses.demo import (
     DEMO_PASSWORD,
+    _wipe,
     demo_reset,
     demo_seed,
     grade_years,
@@ -252,6 +253,13 @@ def test_reset_rebuilds_the_demo(demo):
     # no stale logins: every user is the superuser, a student or holds a duty
     assert not user_model.objects.filter(student=None, assignments=None, is_superuser=False).exists()
     assert Student.history.count() == 0  # seeding writes no history; the reset wiped the old rows
+
+
+def test_reset_follows_protecting_keys_down_the_tree(demo):
+    # Campus→University, College→Campus, ... and Student→SchoolClass all PROTECT in
+    # normal use; wiping the university takes everything under it.
+    _wipe(University.objects.all())
+    assert not any(m.objects.exists() for m in (Campus, College, Grade, SchoolClass, Room, Student, KeyAttentionTag))
 
 
 # -- accounts file -----------------------------------------------------------
