@@ -29,6 +29,7 @@ import datetime as dt
 import io
 import logging
 import re
+import unicodedata
 import zipfile
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -234,6 +235,11 @@ def _normalise_header(value: Any) -> str:
     text = "" if value is None else str(value)
     text = text.replace("\ufeff", "").replace("\u3000", " ").strip().strip("*＊").strip()
     return HEADER_ALIASES.get(text, text)
+
+
+def _digits_text(value: str) -> str:
+    """A number typed by a person: full-width digits folded (１３８ → 138), spaces removed."""
+    return unicodedata.normalize("NFKC", value).replace(" ", "")
 
 
 def _clean_text(value: str) -> str:
@@ -523,7 +529,7 @@ class _Validator:
         for header in REQUIRED_HEADERS:
             if not get(cells, header):
                 row.error(header, "必填项为空")
-        value = get(cells, H_NUMBER)
+        value = _digits_text(get(cells, H_NUMBER))
         if value:
             if len(value) > self.len_number or not _STUDENT_NUMBER_RE.match(value):
                 row.error(H_NUMBER, f"学号“{value}”格式不对：只能含字母、数字、-、_，最长{self.len_number}位")
@@ -608,7 +614,9 @@ class _Validator:
         ):
             if header not in self.has:
                 continue
-            value = get(cells, header).replace(" ", "")
+            value = _digits_text(get(cells, header))
+            if header == H_PHONE:
+                value = value.replace("-", "")  # 138-1234-5678
             if "*" in value:
                 row.masked[name] = value
             elif value and not pattern.match(value):
@@ -616,7 +624,7 @@ class _Validator:
             else:
                 row.fields[name] = value
         if H_ID in self.has:
-            value = get(cells, H_ID).replace(" ", "").upper()
+            value = _digits_text(get(cells, H_ID)).upper()
             if "*" in value:
                 row.masked["id_number"] = value
             elif value and not id_number_valid(value):

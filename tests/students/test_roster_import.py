@@ -79,6 +79,33 @@ def test_headers_with_spaces_and_unknown_columns_are_accepted(world, tmp_path):
     assert result.ok and result.created == 1
 
 
+def test_a_title_row_above_the_headers_is_skipped_and_rows_keep_their_sheet_numbers(world, tmp_path):
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(["2024级学生花名册"])
+    sheet.append(list(HEADERS))
+    good = student_row(world, seq=1)
+    bad = student_row(world, seq=2, 性别="?")
+    for row in (good, bad):
+        sheet.append([row[h] for h in HEADERS])
+    workbook.save(tmp_path / "r.xlsx")
+
+    result = run(tmp_path / "r.xlsx")
+
+    assert cells(result) == {(4, "性别")}
+
+
+def test_full_width_digits_and_spaced_phone_numbers_are_read(world, tmp_path):
+    row = student_row(world, seq=1, 学号="９Ａ０００００１", 手机="139 0000-0001")
+
+    result = run(write_csv(tmp_path / "r.csv", [row]))
+
+    assert result.ok, result.errors
+    assert Student.objects.get(student_number="9A000001").phone == "13900000001"
+
+
 def test_missing_required_columns_is_one_clear_error(world, tmp_path):
     headers = [h for h in HEADERS if h not in ("姓名", "班级")]
     path = write_csv(tmp_path / "r.csv", [student_row(world, seq=1)], headers=headers)
