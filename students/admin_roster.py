@@ -61,13 +61,17 @@ def roster_response(data: bytes, *, stem: str = "学生花名册", ascii_stem: s
 class RosterImportForm(forms.Form):
     file = forms.FileField(
         label="花名册文件",
-        help_text="Excel（.xlsx）或 CSV（UTF-8 或 GBK 编码）；第一行为表头。",
+        help_text="Excel（.xlsx）或 CSV（UTF-8 或 GBK 编码）；表头行须含“学号”等列名。",
         validators=[FileExtensionValidator(["xlsx", "csv"], message="只支持 .xlsx 或 .csv 文件")],
     )
     allow_partial = forms.BooleanField(
         label="只导入没有问题的行", required=False, help_text="不勾选时，文件中有任何问题都不会导入。"
     )
     dry_run = forms.BooleanField(label="只校验，不保存", required=False)
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
 
 
 class RosterAdminMixin:
