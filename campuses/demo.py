@@ -430,7 +430,8 @@ def _wipe(queryset: QuerySet, *, keep: Iterable[models.Field] = (), depth: int =
     a reset means the whole demo university, also ``PROTECT``: check-in slots,
     depots, reports) is followed recursively and its rows deleted.  The relations in
     ``keep`` are left to the caller.  Subqueries instead of Django's collector, which
-    would load 100,000 students a batch of ids at a time; no signals are sent."""
+    would load 100,000 students a batch of ids at a time; no signals are sent, and the
+    django-simple-history rows of what is deleted are deleted with it."""
     if depth > 12:
         raise RuntimeError("cascade too deep while resetting demo data")
     model = queryset.model
@@ -447,6 +448,10 @@ def _wipe(queryset: QuerySet, *, keep: Iterable[models.Field] = (), depth: int =
             related.update(**{fk.name: None})
         else:
             _wipe(related, depth=depth + 1)
+    manager = getattr(model._meta, "simple_history_manager_attribute", None)
+    if manager:  # django-simple-history: the history of deleted demo rows goes too
+        history = getattr(model, manager).model._base_manager
+        history.filter(**{f"{model._meta.pk.attname}__in": pks})._raw_delete(history.db)
     queryset._raw_delete(queryset.db)
 
 
