@@ -362,7 +362,7 @@ def demo_accounts(*, password: str = DEMO_PASSWORD) -> list[dict[str, str]]:
     accounts: list[dict[str, str]] = []
     with translation.override("zh-hans"):
         admin = user_model.objects.filter(username=SUPERUSER_USERNAME, is_superuser=True).first()
-        if admin is not None:
+        if admin is not None and admin.check_password(password):  # not someone's own "admin"
             university = University.objects.first()
             accounts.append(_account(admin, password, "superuser", "超级管理员", university, "university"))
         assignments = (
