@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -131,6 +132,8 @@ else:
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        # Fanout bindings (worker remote control); the default is ./control in the cwd.
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 CELERY_TIMEZONE = "Asia/Shanghai"
@@ -141,6 +144,28 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Project-level tasks outside INSTALLED_APPS (app tasks are autodiscovered).
+CELERY_IMPORTS = ("config.tasks",)
+# The schedule lives here, in code, reviewed like code; the DatabaseScheduler copies it
+# into django-celery-beat's tables at start, where the admin can pause an entry or
+# change its time for one deployment.  Crontabs run in CELERY_TIMEZONE (Asia/Shanghai).
+# Due reminders are rows dispatched by a frequent task, never long eta/countdown.
+_ROLLUP_HOUR, _ROLLUP_MINUTE = (int(x) for x in env.str("TONGXIN_ROLLUP_AT", default="23:30").split(":"))
+CELERY_BEAT_SCHEDULE = {
+    "worker-heartbeat": {"task": "config.heartbeat", "schedule": 60.0, "options": {"expires": 50}},
+    "reminders-dispatch": {"task": "reports.reminders_dispatch", "schedule": 30.0, "options": {"expires": 25}},
+    "notifications-dispatch": {
+        "task": "notifications.deliveries_dispatch",
+        "schedule": 15.0,
+        "options": {"expires": 14},
+    },
+    "rollup-nightly": {
+        "task": "reports.rollup_compile_day",
+        "schedule": crontab(hour=_ROLLUP_HOUR, minute=_ROLLUP_MINUTE),
+    },
+    "notifications-purge": {"task": "notifications.notifications_purge", "schedule": crontab(hour=3, minute=30)},
+    "jwt-flush-expired": {"task": "reports.flush_expired_tokens", "schedule": crontab(hour=4, minute=10)},
+}
 
 # ---------------------------------------------------------------------------
 # Auth
@@ -234,7 +259,7 @@ SPECTACULAR_SETTINGS = {
         "**Authentication**: `POST /api/v1/auth/token/` with username and password returns an access "
         "token (short-lived) and a refresh token (rotating: each refresh returns a new one and retires "
         "the old). Send `Authorization: Bearer <access>`. The web admin's session also works.\n\n"
-        "**Errors** always have the shape `{\"errors\": {<field>: [{\"code\": ..., \"message\": ...}]}}`. "
+        '**Errors** always have the shape `{"errors": {<field>: [{"code": ..., "message": ...}]}}`. '
         "`<field>` is an input field (nested fields joined with dots, list items by index), "
         "`non_field_errors` for a rule that spans fields, or `detail` for errors about the request as a "
         "whole (authentication, permission, not found, throttling). `code` is stable and machine-readable; "
@@ -261,11 +286,32 @@ SPECTACULAR_SETTINGS = {
 TONGXIN = {
     # Rows per statement in set-based imports and seeding.
     "BULK_BATCH_SIZE": env.int("TONGXIN_BULK_BATCH_SIZE", default=2000),
-    "SESSION_ACCESS_TOKEN_LIFETIME": timedelta(minutes=30),
     # Lazy-bot detection (晨午检 automation): flag a self-report identical to the previous
     # N days' answers, or sent at the same second of the day N days running.
     "CHECKIN_LAZY_BOT_DAYS": env.int("TONGXIN_CHECKIN_LAZY_BOT_DAYS", default=7),
+    # Makes links in e-mail and group-robot messages absolute (e.g. https://tongxin.example.edu.cn).
+    "SITE_URL": env.str("TONGXIN_SITE_URL", default=""),
+    # A class with send(*, phone, text) raising notifications.channels.DeliveryError.
+    "SMS_GATEWAY": env.str("TONGXIN_SMS_GATEWAY", default="notifications.channels.LoggingSmsGateway"),
+    "NOTIFY_MAX_ATTEMPTS": 6,
+    "NOTIFY_RETRY_BASE_SECONDS": 60,
+    "NOTIFY_RETRY_MAX_SECONDS": 3600,
+    "NOTIFY_LEASE_SECONDS": 300,
+    "NOTIFY_DISPATCH_LIMIT": 500,
+    "NOTIFY_RETENTION_DAYS": 365,
 }
+
+# ---------------------------------------------------------------------------
+# E-mail (console in the embedded default; SMTP with a timeout in production)
+# ---------------------------------------------------------------------------
+EMAIL_BACKEND = env.str("DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="同心学工系统 <noreply@localhost>")
 
 LOGGING = {
     "version": 1,

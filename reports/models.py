@@ -328,3 +328,9 @@ class MissingStudent(Student):
         proxy = True
         verbose_name = _("未报学生")
         verbose_name_plural = _("未报名单")
+
+
+# The nightly roll-up, its sign-off and the reminder ladder live in their own modules;
+# importing them here registers their models with the reports app.
+from reports.reminder_models import Anchor, ReminderRun, ReminderStep, StepKind  # noqa: E402, F401
+from reports.rollup_models import Level, RollupRun, RollupSnapshot, SignOff, SignOffState  # noqa: E402, F401

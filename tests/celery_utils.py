@@ -49,7 +49,8 @@ def pytest_configure(config: pytest.Config) -> None:
         test = database.setdefault("TEST", {})
         if not test.get("NAME"):
             Path(settings.VAR_DIR).mkdir(parents=True, exist_ok=True)
-            test["NAME"] = str(Path(settings.VAR_DIR) / "test-tongxin.sqlite3")
+            # One file per test run, so that two runs on one machine never share it.
+            test["NAME"] = str(Path(settings.VAR_DIR) / f"test-tongxin-{os.getpid()}.sqlite3")
 
 
 @dataclass

@@ -2,6 +2,8 @@ import pytest
 
 from tests.world import build_world
 
+pytest_plugins = ["tests.celery_utils"]
+
 
 @pytest.fixture(autouse=True)
 def _fast_password_hasher(settings):
