@@ -25,19 +25,21 @@ I18N_IGNORE := --ignore=.venv --ignore=var --ignore=node_modules
 
 export PORT
 
-.PHONY: help install gettext messages compilemessages lint fmt test run clean distclean
+.PHONY: help install assets browser gettext messages compilemessages lint fmt test run clean distclean
 
 help:
 	@echo "make run      install, migrate, load the demo university, start web + worker + beat (PORT=$(PORT), STUDENTS=$(STUDENTS))"
 	@echo "make test     ruff, Django checks, migrations check, catalogs, pytest (SQLite, or DATABASE_URL/REDIS_URL)"
-	@echo "make install  create/update .venv from requirements-dev.txt"
+	@echo "make install  create/update .venv from requirements-dev.txt, and the browser assets"
+	@echo "make assets   npm ci (package-lock.json) and copy ECharts into static/vendor/ (gitignored)"
+	@echo "make browser  install /usr/bin/chromium for the browser tests (as root, with apt)"
 	@echo "make lint     ruff check and ruff format --check"
 	@echo "make fmt      ruff format and ruff check --fix"
 	@echo "make messages update locale/en/LC_MESSAGES/django.po from the code (then fill in msgstr)"
 	@echo "make clean    remove caches, compiled catalogs and collected static files"
 	@echo "make distclean  clean, and remove .venv and var/ (the demo database too)"
 
-install: $(STAMP)
+install: $(STAMP) assets
 
 $(STAMP):
 	@if [ ! -x $(PY) ]; then \
@@ -49,6 +51,39 @@ $(STAMP):
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $@
+
+# Browser assets from npm (package.json + package-lock.json), copied into static/vendor/
+# (gitignored: no third-party bundle in git, no CDN on campus intranets).  ECharts'
+# LICENSE and NOTICE travel with its copy.  Redone only when the lock file changes.
+ECHARTS := static/vendor/echarts/echarts.min.js
+
+assets: $(ECHARTS)
+
+$(ECHARTS): package.json package-lock.json
+	@if ! command -v npm >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "Installing npm"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
+		else \
+			echo "npm not found: install Node.js and npm (sudo apt-get install nodejs npm) for the dashboards' charts" >&2; \
+			exit 1; \
+		fi; \
+	fi
+	npm ci --ignore-scripts --no-audit --no-fund
+	@mkdir -p $(dir $@)
+	cp node_modules/echarts/dist/echarts.min.js node_modules/echarts/LICENSE node_modules/echarts/NOTICE $(dir $@)
+	@touch $@
+
+# The browser tests drive the system Chromium (never a browser downloaded by playwright).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "Installing chromium (browser tests)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "/usr/bin/chromium not found: the browser tests will be skipped (sudo apt-get install chromium)" >&2; \
+		fi; \
+	fi
 
 # msgfmt comes from gettext: install it when we may (root with apt), else say how.
 gettext:
@@ -76,7 +111,7 @@ fmt: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: install gettext
+test: install assets gettext browser
 	@mkdir -p var
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -85,7 +120,7 @@ test: install gettext
 	$(MANAGE) compilemessages $(I18N_IGNORE) --verbosity 0
 	$(PY) -m pytest -p no:cacheprovider -p tests.celery_utils -q $(PYTEST_ARGS)
 
-run: install gettext
+run: install assets gettext
 	@mkdir -p var/celery/queue var/celery/processed
 	@if command -v msgfmt >/dev/null; then \
 		$(MANAGE) compilemessages $(I18N_IGNORE) --verbosity 0; \
@@ -104,4 +139,4 @@ clean:
 	find locale -name '*.mo' -delete
 
 distclean: clean
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var node_modules static/vendor
