@@ -12,6 +12,7 @@ Imported by :mod:`reports.models`; the rules live in :mod:`reports.reminders`.
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -59,6 +60,18 @@ class ReminderStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.slot} {self.get_kind_display()} {self.get_anchor_display()}{self.offset_minutes:+d}′"
+
+    def clean(self) -> None:
+        from notifications.services import PERSONAL_CHANNELS
+
+        unknown = set(self.channels or []) - set(PERSONAL_CHANNELS)
+        if unknown or not isinstance(self.channels, list):
+            raise ValidationError(
+                {
+                    "channels": _("渠道只能是 inapp、email、sms（群机器人只接收汇总）：%(bad)s")
+                    % {"bad": ", ".join(sorted(map(str, unknown)))}
+                }
+            )
 
 
 class ReminderRun(models.Model):

@@ -103,6 +103,13 @@ def reminder_step_run(*, step: ReminderStep, on: dt.date, now: dt.datetime) -> R
         return None
 
 
+def _channels(step: ReminderStep) -> tuple[str, ...]:
+    """The step's personal channels; anything else (a robot) is ignored, not sent."""
+    from notifications.services import PERSONAL_CHANNELS
+
+    return tuple(c for c in (step.channels or ["inapp"]) if c in PERSONAL_CHANNELS) or ("inapp",)
+
+
 def _key(step: ReminderStep, on: dt.date) -> str:
     return f"remind:{on.isoformat()}:{step.slot_id}:{step.kind}:{step.anchor}:{step.offset_minutes}"
 
@@ -124,7 +131,7 @@ def _remind_students(*, step: ReminderStep, on: dt.date) -> int:
         body=title,
         link="/api/v1/checkin/today/",
         dedupe_key=_key(step, on),
-        channels=tuple(step.channels or ("inapp",)),
+        channels=_channels(step),
     )
     return len(user_ids)
 
@@ -159,7 +166,7 @@ def _remind_staff(*, step: ReminderStep, on: dt.date) -> int:
             body=title,
             link=f"/api/v1/reports/missing/?date={on.isoformat()}&slot={step.slot.code}",
             dedupe_key=_key(step, on),
-            channels=tuple(step.channels or ("inapp",)),
+            channels=_channels(step),
         )
         sent += 1
     return sent
