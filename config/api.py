@@ -22,6 +22,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 from campuses.models import UNIT_FIELDS, Assignment
 from config.throttles import LoginRateThrottle, ScopedThrottle
 from reports.api import views as reports
+from reports.api.rollups import ReopenView, RollupView, SignOffView
 from students.models import Student
 
 
@@ -173,6 +174,9 @@ def _urlpatterns() -> list:
         # Before the router: "missing" and "proxy" are not report ids.
         path("reports/missing/", reports.MissingListView.as_view(), name="report-missing"),
         path("reports/proxy/", reports.ProxyReportView.as_view(), name="report-proxy"),
+        path("rollups/", RollupView.as_view(), name="rollups"),
+        path("rollups/signoff/", SignOffView.as_view(), name="rollup-signoff"),
+        path("rollups/reopen/", ReopenView.as_view(), name="rollup-reopen"),
         path("notifications/", include("notifications.api.urls")),
         *router.urls,
     ]
