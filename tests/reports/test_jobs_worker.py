@@ -1,0 +1,62 @@
+"""A real Celery worker (not eager mode) runs a reminder round and the nightly roll-up:
+on the filesystem broker with SQLite, on Redis with PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from notifications.models import Notification
+from reports.reminder_models import Anchor, ReminderRun, ReminderStep, StepKind
+from reports.rollup_models import RollupRun
+from reports.tasks import reminders_dispatch_task, rollup_compile_day_task
+from tests.reports.checkin import local, make_slots, submit, today
+from tests.reports.test_reminders import give_logins
+from tests.reports.test_rollup import recompute, stored
+
+pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def worker(request):
+    try:
+        return request.getfixturevalue("celery_worker")
+    except pytest.FixtureLookupError:
+        pytest.skip("needs the tests.celery_utils plugin (make test loads it)")
+
+
+def finished_rollups(on: dt.date) -> int:
+    return RollupRun.objects.filter(date=on, finished_at__isnull=False).count()
+
+
+def test_worker_runs_a_reminder_round_and_the_rollup_once(worker, world):
+    slots = make_slots(world)
+    give_logins(world)
+    morning = slots["A"]["morning"]
+    ReminderStep.objects.create(slot=morning, kind=StepKind.STUDENTS_ALL, anchor=Anchor.OPENS)
+    ReminderStep.objects.create(slot=morning, kind=StepKind.COUNSELLORS, anchor=Anchor.DUE)
+    for student in world["A"].students[:2] + world["B"].students[:3]:
+        submit(student, when=local(8, 0))
+
+    at = local(9, 5).isoformat()
+    reminders_dispatch_task.delay(now=at)
+    reminders_dispatch_task.delay(now=at)  # a second beat's copy
+    worker.wait_for(
+        lambda: ReminderRun.objects.filter(finished_at__isnull=False).count() == 2,
+        what="the reminder round",
+    )
+    rollup_compile_day_task.delay(date=today().isoformat())
+    rollup_compile_day_task.delay(date=today().isoformat())  # a rerun
+    # the solo worker takes tasks in order: once a later roll-up is done, so is the rest
+    worker.wait_for(lambda: finished_rollups(today()) == 2, what="the roll-up")
+    rollup_compile_day_task.delay(date=(today() - dt.timedelta(days=1)).isoformat())
+    worker.wait_for(lambda: finished_rollups(today() - dt.timedelta(days=1)) == 2, what="the sentinel roll-up")
+
+    students_told = Notification.objects.filter(kind="reminder").values_list("recipient_id", flat=True)
+    assert sorted(students_told) == sorted(s.user_id for s in world["A"].students)
+    staff = Notification.objects.filter(kind="missing_list")
+    assert [(n.recipient.username, "4 人" in n.title) for n in staff] == [("counsellor_A", True)]
+    assert ReminderRun.objects.count() == 2
+    for code in ("morning", "noon"):
+        assert stored(today(), code) == recompute(today(), code)
