@@ -15,6 +15,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
+    path("dashboard/", include("reports.urls")),
     # The mobile API (a contract: see config/api.py), its OpenAPI 3 schema and the docs,
     # served from drf-spectacular-sidecar's static files (no CDN on campus intranets).
     path("api/v1/", include("config.api", namespace="api")),
