@@ -5,16 +5,29 @@ per process."""
 from __future__ import annotations
 
 import hashlib
+import logging
 
 from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 
+logger = logging.getLogger(__name__)
+
 
 class _LiveRates:
-    """Read the rates at request time, so settings changes (and tests) take effect."""
+    """Read the rates at request time, so settings changes (and tests) take effect; and
+    fail open when the cache is unreachable: a Redis outage must never turn a student's
+    check-in into an error (logins stay guarded by django-axes, which counts failures
+    in the database)."""
 
     def get_rate(self):
         return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+    def allow_request(self, request, view):
+        try:
+            return super().allow_request(request, view)
+        except Exception:  # the cache backend's connection errors differ by backend
+            logger.warning("throttle cache unreachable; request allowed", exc_info=True)
+            return True
 
 
 class ScopedThrottle(_LiveRates, ScopedRateThrottle):
