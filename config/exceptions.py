@@ -20,7 +20,9 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django.utils.translation import gettext_lazy as _
+from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.fields import get_error_detail
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -117,3 +119,24 @@ def add_error_responses(result, generator, request, public):
                 },
             )
     return result
+
+
+# ---------------------------------------------------------------------------
+# Django's own 404 and 500 pages, in the API's shape under /api/
+# ---------------------------------------------------------------------------
+def _api_error(request, status: int, code: str, message) -> JsonResponse:
+    return JsonResponse({"errors": {"detail": [{"code": code, "message": str(message)}]}}, status=status)
+
+
+def not_found(request, exception=None):
+    """``handler404``: an unknown URL under ``/api/`` answers like any API 404."""
+    if request.path.startswith("/api/"):
+        return _api_error(request, 404, "not_found", exceptions.NotFound.default_detail)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    """``handler500``: a crash under ``/api/`` still answers JSON (code ``server_error``)."""
+    if request.path.startswith("/api/"):
+        return _api_error(request, 500, "server_error", _("服务器出错，请稍后再试。"))
+    return defaults.server_error(request)

@@ -77,8 +77,8 @@ def _refused(field_name: str, message, code: str) -> CheckinRefused:
 # ---------------------------------------------------------------------------
 # The answer
 # ---------------------------------------------------------------------------
-_PROVINCE_CODE = re.compile(r"^\d{2}0000$")
-_CITY_CODE = re.compile(r"^\d{4}00$")
+_PROVINCE_CODE = re.compile(r"^[0-9]{2}0000$")
+_CITY_CODE = re.compile(r"^[0-9]{4}00$")
 
 
 @dataclass(frozen=True)
@@ -139,9 +139,9 @@ class ReportAnswer:
         whereabouts = values.get("whereabouts") or Whereabouts.ON_CAMPUS
         province = (values.get("province_code") or "").strip()
         city = (values.get("city_code") or "").strip()
-        if province and not _PROVINCE_CODE.match(province):
+        if province and not _PROVINCE_CODE.fullmatch(province):
             errors["province_code"] = ValidationError(_("省份代码应为6位行政区划代码，如 370000。"), code="invalid")
-        if city and not (_CITY_CODE.match(city) and not city.endswith("0000")):
+        if city and not (_CITY_CODE.fullmatch(city) and not city.endswith("0000")):
             errors["city_code"] = ValidationError(_("城市代码应为6位行政区划代码，如 370100。"), code="invalid")
         elif city and province and city[:2] != province[:2]:
             errors["city_code"] = ValidationError(_("城市不属于所选省份。"), code="city_not_in_province")

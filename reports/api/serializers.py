@@ -15,10 +15,12 @@ from reports.models import (
     TEMPERATURE_MAX,
     TEMPERATURE_MIN,
     CheckinSlot,
-    DailyReport,
     Excusal,
     ExcusalReason,
+    FollowUp,
     HealthStatus,
+    ReportFlag,
+    ReportSource,
     SlotCode,
     SlotState,
     Symptom,
@@ -32,12 +34,28 @@ def _id_field(**kwargs) -> serializers.IntegerField:
     return serializers.IntegerField(min_value=1, max_value=ID_MAX, **kwargs)
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$",
+        "example": "06:00:00",
+        "description": "Local wall-clock time on the campus (Asia/Shanghai), without an offset.",
+    }
+)
+class LocalTimeField(serializers.TimeField):
+    """A slot time: a local wall-clock time, not an instant (OpenAPI's ``time`` format
+    would demand an offset)."""
+
+
 # ---------------------------------------------------------------------------
 # Slots
 # ---------------------------------------------------------------------------
 class CheckinSlotSerializer(serializers.ModelSerializer):
     campus_name = serializers.CharField(source="campus.name", read_only=True)
     name = serializers.CharField(source="get_code_display", read_only=True)
+    opens_at = LocalTimeField(read_only=True)
+    due_at = LocalTimeField(read_only=True)
+    closes_at = LocalTimeField(read_only=True)
 
     class Meta:
         model = CheckinSlot
@@ -50,9 +68,9 @@ class SlotTodaySerializer(serializers.Serializer):
 
     code = serializers.ChoiceField(source="slot.code", choices=SlotCode.choices)
     name = serializers.CharField(source="slot.get_code_display")
-    opens_at = serializers.TimeField(source="slot.opens_at")
-    due_at = serializers.TimeField(source="slot.due_at")
-    closes_at = serializers.TimeField(source="slot.closes_at")
+    opens_at = LocalTimeField(source="slot.opens_at")
+    due_at = LocalTimeField(source="slot.due_at")
+    closes_at = LocalTimeField(source="slot.closes_at")
     state = serializers.ChoiceField(choices=SlotState.choices)
     late = serializers.BooleanField(help_text="A report sent now would be late (after the due time).")
     done = serializers.BooleanField()
@@ -128,48 +146,39 @@ class ProxyReportInputSerializer(ReportInputSerializer):
     contact_note = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
 
 
-class DailyReportSerializer(serializers.ModelSerializer):
+class DailyReportSerializer(serializers.Serializer):
+    """A check-in report.  Declared field by field (not a ModelSerializer): it is on
+    the hot path of every submission, and model introspection per request is slow."""
+
+    id = serializers.IntegerField(read_only=True)
+    student = serializers.IntegerField(source="student_id", read_only=True)
     student_number = serializers.CharField(source="student.student_number", read_only=True)
     student_name = serializers.CharField(source="student.name", read_only=True)
+    date = serializers.DateField(read_only=True)
     slot = serializers.ChoiceField(source="slot.code", choices=SlotCode.choices, read_only=True)
+    school_class = serializers.IntegerField(source="school_class_id", read_only=True)
     temperature = serializers.DecimalField(
         max_digits=4, decimal_places=1, coerce_to_string=False, allow_null=True, read_only=True
     )
     symptoms = serializers.ListField(child=serializers.ChoiceField(choices=Symptom.choices), read_only=True)
-    flags = serializers.ListField(child=serializers.CharField(), read_only=True)
-
-    class Meta:
-        model = DailyReport
-        fields = [
-            "id",
-            "student",
-            "student_number",
-            "student_name",
-            "date",
-            "slot",
-            "school_class",
-            "temperature",
-            "symptoms",
-            "symptoms_other",
-            "health_status",
-            "whereabouts",
-            "province_code",
-            "city_code",
-            "risk_area_14d",
-            "case_contact",
-            "note",
-            "client_id",
-            "source",
-            "submitted_at",
-            "late",
-            "flags",
-            "abnormal",
-            "suspected_bot",
-            "follow_up",
-            "created_at",
-            "updated_at",
-        ]
-        read_only_fields = fields
+    symptoms_other = serializers.CharField(read_only=True)
+    health_status = serializers.ChoiceField(choices=HealthStatus.choices, read_only=True)
+    whereabouts = serializers.ChoiceField(choices=Whereabouts.choices, read_only=True)
+    province_code = serializers.CharField(read_only=True)
+    city_code = serializers.CharField(read_only=True)
+    risk_area_14d = serializers.BooleanField(read_only=True)
+    case_contact = serializers.BooleanField(read_only=True)
+    note = serializers.CharField(read_only=True)
+    client_id = serializers.UUIDField(read_only=True, allow_null=True)
+    source = serializers.ChoiceField(choices=ReportSource.choices, read_only=True)
+    submitted_at = serializers.DateTimeField(read_only=True)
+    late = serializers.BooleanField(read_only=True)
+    flags = serializers.ListField(child=serializers.ChoiceField(choices=ReportFlag.choices), read_only=True)
+    abnormal = serializers.BooleanField(read_only=True)
+    suspected_bot = serializers.BooleanField(read_only=True)
+    follow_up = serializers.ChoiceField(choices=FollowUp.choices, read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
 
 
 class FollowUpCloseInputSerializer(serializers.Serializer):

@@ -361,7 +361,7 @@ class ContactLogViewSet(
         request=ContactMarkInputSerializer,
         responses={201: ContactLogSerializer(many=True)},
     )
-    @action(detail=False, methods=["post"], url_path="mark")
+    @action(detail=False, methods=["post"], url_path="mark", pagination_class=None)
     def mark(self, request):
         serializer = ContactMarkInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -1,0 +1,133 @@
+"""The missing list (未报名单): who is expected and has not reported, with the
+responsible counsellor and the last contact — in a fixed number of SQL queries
+whatever the size of the unit."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from campuses.models import Assignment, Role, SchoolClass
+from reports.models import Excusal
+from reports.selectors import report_missing
+from students.models import ContactLog, EnrolmentStatus, Gender, Student
+from tests.reports.checkin import client_for, local, submit, today
+
+
+def _missing(user, **kwargs):
+    students, _detailed = report_missing(user=user, on=kwargs.pop("on", today()), slot_code="morning", **kwargs)
+    return list(students)
+
+
+def test_reported_excused_and_not_enrolled_students_are_not_missing(world, slots):
+    a = world["A"]
+    submit(a.students[0])
+    Excusal.objects.create(student=a.students[1], reason="in_hospital", starts_on=today())
+    Excusal.objects.create(
+        student=a.students[2],
+        reason="on_leave",
+        starts_on=today() - dt.timedelta(days=5),
+        ends_on=today() - dt.timedelta(days=1),  # over yesterday: expected again
+    )
+    Student.objects.filter(pk=a.students[3].pk).update(enrolment_status=EnrolmentStatus.GRADUATED)
+
+    missing = _missing(a.counsellor)
+    assert [s.pk for s in missing] == [a.students[2].pk, a.students[4].pk, a.students[5].pk]
+
+
+def test_a_report_for_another_slot_or_day_does_not_count(world, slots):
+    a = world["A"]
+    submit(a.students[0], when=local(12, 0), slot="noon")
+    submit(a.students[1], when=local(8, 0, day=today() - dt.timedelta(days=1)))
+    assert {s.pk for s in _missing(a.counsellor)} == {s.pk for s in a.students}
+
+
+def test_students_of_a_campus_without_that_slot_are_not_expected(world, slots):
+    students, _ = report_missing(user=world.uni_admin, on=today(), slot_code="noon")
+    assert {s.campus_id for s in students} == {world["A"].campus.pk}
+
+
+def test_missing_rows_name_the_counsellor_and_the_last_contact(world, slots, time_machine):
+    time_machine.move_to(local(9, 0), tick=False)
+    a = world["A"]
+    a.counsellor.last_name, a.counsellor.first_name = "王", "老师"
+    a.counsellor.save()
+    # A counsellor of class 2 only is more specific than the grade's counsellor.
+    class_counsellor = type(a.counsellor).objects.create(username="counsellor_A2", last_name="李", first_name="老师")
+    Assignment.objects.create(user=class_counsellor, role=Role.COUNSELLOR, school_class=a.classes[1])
+    ContactLog.objects.create(student=a.students[2], contacted_at=local(7, 0), outcome="not_reached")
+    ContactLog.objects.create(
+        student=a.students[2], contacted_at=local(8, 0), outcome="reached", contacted_by=a.counsellor
+    )
+
+    rows = {row["student_number"]: row for row in _api_rows(a.counsellor)}
+    row2 = rows[a.students[2].student_number]
+    assert row2["counsellor"] == "王老师"
+    assert row2["last_contact"] == {
+        "at": local(8, 0).isoformat(),
+        "channel": "phone",
+        "outcome": "reached",
+        "by": "王老师",
+    }
+    assert row2["phone"] == a.students[2].phone  # a counsellor calls: full number
+    assert rows[a.students[4].student_number]["counsellor"] == "李老师"
+    assert rows[a.students[4].student_number]["last_contact"] is None
+
+
+def test_coordinator_sees_masked_phones(world, slots):
+    rows = _api_rows(world["A"].coordinator)
+    assert rows and all("****" in row["phone"] for row in rows)
+
+
+def _api_rows(user, **params):
+    response = client_for(user).get("/api/v1/reports/missing/", {"slot": "morning", **params})
+    assert response.status_code == 200, response.content
+    return response.json()["results"]
+
+
+def test_class_monitor_sees_names_of_their_class_and_no_health_data(world, slots):
+    a = world["A"]
+    submit(a.students[0], temperature="38.5", symptoms=["cough"])
+    Excusal.objects.create(student=a.students[1], reason="in_hospital", starts_on=today())
+    monitor = client_for(a.monitor)
+
+    rows = _api_rows(a.monitor)
+    missing = a.students[2]
+    assert rows == [
+        {"student_number": missing.student_number, "name": missing.name, "school_class_name": a.classes[0].name}
+    ]
+    # And nothing about health anywhere else either.
+    assert monitor.get("/api/v1/reports/").json()["count"] == 0
+    assert monitor.get("/api/v1/excusals/").status_code == 403
+    assert monitor.get("/api/v1/contacts/").status_code == 403
+
+
+def _add_students(klass: SchoolClass, count: int, prefix: str) -> None:
+    for n in range(count):
+        Student.objects.create(
+            student_number=f"{prefix}{n:05d}", name=f"新生{n}", gender=Gender.MALE, school_class=klass
+        )
+
+
+@pytest.mark.parametrize("extra", [0, 60])
+def test_missing_list_costs_the_same_queries_for_a_class_and_a_campus(world, slots, extra, django_assert_num_queries):
+    a = world["A"]
+    _add_students(a.classes[0], extra, "X")
+    ContactLog.objects.bulk_create(
+        ContactLog(student=s, contacted_at=local(7, 0)) for s in Student.objects.filter(campus=a.campus)
+    )
+    # scope (assignments, own student record), the count, the page: 4, for any unit size.
+    for params in ({"school_class": a.classes[1].pk}, {}, {"unit": f"campus:{a.campus.pk}"}):
+        client = client_for(type(a.coordinator).objects.get(pk=a.coordinator.pk))  # as a new request
+        with django_assert_num_queries(4):
+            response = client.get("/api/v1/reports/missing/", {"slot": "morning", **params})
+        assert response.status_code == 200
+    assert response.json()["count"] == 6 + extra
+
+
+def test_missing_list_for_monitor_costs_the_same_queries(world, slots, django_assert_num_queries):
+    _add_students(world["A"].classes[0], 30, "Y")
+    with django_assert_num_queries(4):
+        rows = _api_rows(world["A"].monitor)
+    assert len(rows) == 33
