@@ -325,3 +325,7 @@ class ContactLogAdmin(_CheckinAdmin, admin.ModelAdmin):
             contacted_at=obj.contacted_at,
         )
         obj.pk, obj.contacted_by, obj.created_at = created.pk, created.contacted_by, created.created_at
+
+
+# The roll-up, sign-off and reminder-ladder admin (issue 4) lives in its own module.
+from reports import admin_jobs  # noqa: E402, F401
