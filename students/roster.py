@@ -49,6 +49,7 @@ from campuses.scoping import Scope
 from students.masking import mask_id_number, mask_phone
 from students.models import EnrolmentStatus, Gender, Student, Whereabouts
 from students.provinces import HometownError, hometown_label, resolve_hometown
+from students.xlsx import escape_formula
 
 logger = logging.getLogger("tongxin.roster")
 
@@ -128,7 +129,6 @@ STAGE_READ = "读取"
 STAGE_CHECK = "校验"
 STAGE_WRITE = "写入"
 
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _STUDENT_NUMBER_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]*$")
 _PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
 _GUARDIAN_PHONE_RE = re.compile(r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$")
@@ -896,17 +896,19 @@ _UNIT_KEYS = {College: "college", Grade: "grade", SchoolClass: "school_class", B
 
 
 class _UnitWriter:
-    """Creates the missing units planned by the rows and maps their keys to ids."""
+    """Creates the missing units planned by the rows and maps their keys to ids.  In a
+    dry run it only counts them, and a planned unit stands for itself (its key)."""
 
-    def __init__(self, tree: _Tree) -> None:
+    def __init__(self, tree: _Tree, *, dry_run: bool = False) -> None:
         self.tree = tree
+        self.dry_run = dry_run
         self.ids: dict[tuple, int] = {}
         self.created: dict[str, int] = dict.fromkeys(UNIT_LABELS, 0)
 
-    def id(self, ref: UnitRef | None) -> int | None:
+    def id(self, ref: UnitRef | None) -> UnitRef | None:
         if ref is None or isinstance(ref, int):
             return ref
-        return self.ids[ref]
+        return ref if self.dry_run else self.ids[ref]
 
     def create(self, rows: list[_Row]) -> None:
         tree = self.tree
@@ -919,6 +921,9 @@ class _UnitWriter:
                     wanted[name].add(ref)
             if isinstance(row.room, tuple) and row.bed:
                 beds[row.room].add(row.bed)
+        if self.dry_run:
+            self.created = {name: len(wanted[name]) for name in UNIT_LABELS}
+            return
         size = _batch_size()
 
         keys = sorted(wanted["college"], key=str)
@@ -1020,8 +1025,9 @@ def roster_import(
     written and the result lists every error.  Otherwise, in one transaction, missing
     colleges/grades/classes/buildings/rooms are created, students matched by 学号 are
     updated (only when something changed) and new ones created, with history rows
-    attributed to ``actor``.  ``dry_run`` does all of it and rolls back.  ``progress``
-    is called as ``progress(done, total, stage)`` once per batch."""
+    attributed to ``actor``.  ``dry_run`` runs every check and counts what would be
+    created, updated and left unchanged, writing nothing.  ``progress`` is called as
+    ``progress(done, total, stage)`` once per batch."""
     if not may_import(scope):
         raise PermissionDenied("导入花名册需要学工部、学院学工或校区专班职务")
     result = RosterImportResult(dry_run=dry_run)
@@ -1079,9 +1085,8 @@ def roster_import(
 
     try:
         with transaction.atomic():
-            _write(result, clean, tree, dorm=H_BUILDING in parsed.columns, actor=actor, progress=progress)
-            if dry_run:
-                transaction.set_rollback(True)
+            dorm = H_BUILDING in parsed.columns
+            _write(result, clean, tree, dorm=dorm, actor=actor, dry_run=dry_run, progress=progress)
     except IntegrityError as exc:
         logger.warning("roster import refused by the database: %s", exc)
         result.created = result.updated = result.unchanged = 0
@@ -1101,10 +1106,14 @@ def roster_import(
     return result
 
 
-def _write(result: RosterImportResult, rows: list[_Row], tree: _Tree, *, dorm: bool, actor, progress) -> None:
+def _write(
+    result: RosterImportResult, rows: list[_Row], tree: _Tree, *, dorm: bool, actor, dry_run: bool, progress
+) -> None:
+    """Create the planned units, then update and create students in batches with their
+    history.  A dry run counts what would happen and writes nothing."""
     from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
-    units = _UnitWriter(tree)
+    units = _UnitWriter(tree, dry_run=dry_run)
     units.create(rows)
     result.units_created = {k: v for k, v in units.created.items() if v}
 
@@ -1123,6 +1132,9 @@ def _write(result: RosterImportResult, rows: list[_Row], tree: _Tree, *, dorm: b
         if not diff:
             result.unchanged += 1
             continue
+        if dry_run:
+            changed.append(student)
+            continue
         if dorm and student.bed and (student.room_id, student.bed) != (values["room_id"], values["bed"]):
             movers.append(student.pk)
         for name in diff:
@@ -1131,6 +1143,10 @@ def _write(result: RosterImportResult, rows: list[_Row], tree: _Tree, *, dorm: b
         changed.append(student)
         changed_fields.update(diff)
 
+    result.created = len(new)
+    result.updated = len(changed)
+    if dry_run:
+        return
     size = _batch_size()
     total = len(new) + len(changed)
     done = 0
@@ -1158,20 +1174,11 @@ def _write(result: RosterImportResult, rows: list[_Row], tree: _Tree, *, dorm: b
         )
         done += len(chunk)
         _notify(progress, done, total, STAGE_WRITE)
-    result.created = len(new)
-    result.updated = len(changed)
 
 
 # ---------------------------------------------------------------------------
 # The export
 # ---------------------------------------------------------------------------
-def escape_formula(value: str) -> str:
-    """Neutralise a cell value a spreadsheet would run as a formula (CSV/formula injection)."""
-    if value and value.startswith(_FORMULA_PREFIXES):
-        return f"'{value}"
-    return value
-
-
 def roster_export_rows(*, scope: Scope, queryset: QuerySet | None = None) -> Iterator[list[str]]:
     """The roster of ``scope`` as rows of text (header first), PII masked per student.
     One query however many students."""
@@ -1225,7 +1232,13 @@ _COLUMN_WIDTHS = {
 
 
 def roster_export_xlsx(*, scope: Scope, queryset: QuerySet | None = None) -> bytes:
-    """The scoped roster as an ``.xlsx`` file (bytes) with the import's headers.
+    """The scoped roster as an ``.xlsx`` file (bytes): see :func:`roster_export_workbook`."""
+    return roster_export_workbook(scope=scope, queryset=queryset)[0]
+
+
+def roster_export_workbook(*, scope: Scope, queryset: QuerySet | None = None) -> tuple[bytes, int]:
+    """The scoped roster as an ``.xlsx`` file (bytes) with the import's headers, and the
+    number of students in it (for the export audit).
 
     Only students ``scope`` sees; phone and ID numbers in full only where
     :meth:`Scope.annotate_pii` allows; every cell is a text cell (format ``@``) so
@@ -1263,4 +1276,4 @@ def roster_export_xlsx(*, scope: Scope, queryset: QuerySet | None = None) -> byt
     buffer = io.BytesIO()
     workbook.save(buffer)
     logger.info("roster export by user %s: %d students", scope.user_id, count)
-    return buffer.getvalue()
+    return buffer.getvalue(), count

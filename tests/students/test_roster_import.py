@@ -235,6 +235,21 @@ def test_dry_run_checks_everything_and_saves_nothing(world, tmp_path):
     assert not Building.objects.filter(name="新楼").exists()
 
 
+def test_dry_run_counts_updates_without_writing_them(world, tmp_path):
+    rows = [student_row(world, seq=n) for n in range(1, 4)]
+    run(write_csv(tmp_path / "first.csv", rows))
+    rows[0]["手机"] = "13900009999"
+    rows[1]["班级"] = "新班"
+
+    result = run(write_csv(tmp_path / "second.csv", rows), dry_run=True)
+
+    assert (result.created, result.updated, result.unchanged) == (0, 2, 1)
+    assert result.units_created == {"school_class": 1}
+    assert Student.objects.get(student_number=rows[0]["学号"]).phone == "13900000001"
+    assert not SchoolClass.objects.filter(name="新班").exists()
+    assert Student.history.filter(history_type="~").count() == 0
+
+
 # -- text stays text ---------------------------------------------------------
 def test_leading_zeros_and_18_digit_ids_survive_a_csv(world, tmp_path):
     id_x = id_number_ending_in_x()
