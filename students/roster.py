@@ -1179,43 +1179,86 @@ def _write(
 # ---------------------------------------------------------------------------
 # The export
 # ---------------------------------------------------------------------------
+_EXPORT_FIELDS = (
+    "student_number",
+    "name",
+    "gender",
+    "college__name",
+    "grade__name",
+    "grade__year",
+    "school_class__name",
+    "campus__name",
+    "building__name",
+    "room__number",
+    "bed",
+    "phone",
+    "id_number",
+    "hometown_province",
+    "hometown_city",
+    "whereabouts",
+    "enrolment_status",
+    "guardian_name",
+    "guardian_phone",
+    "pii_phone",
+    "pii_id",
+)
+
+
 def roster_export_rows(*, scope: Scope, queryset: QuerySet | None = None) -> Iterator[list[str]]:
     """The roster of ``scope`` as rows of text (header first), PII masked per student.
-    One query however many students."""
+    One query however many students: the unit names come joined in (tuples, not model
+    instances, so 100,000 students cost no 700,000 objects)."""
     if queryset is not None:
         # Start afresh from the selection's ids: a changelist queryset may carry its own
         # annotations (pii flags) and joins; scope and masking are decided here.
         queryset = Student.objects.filter(pk__in=queryset.values("pk"))
-    qs = (
-        scope.students(queryset)
-        .select_related("school_class", "grade", "college", "campus", "building", "room")
-        .order_by("student_number")
-    )
-    qs = scope.annotate_pii(qs)
+    qs = scope.annotate_pii(scope.students(queryset)).order_by("student_number").values_list(*_EXPORT_FIELDS)
     with translation.override("zh-hans"):
         genders = {value: str(label) for value, label in Gender.choices}
         whereabouts = {value: str(label) for value, label in Whereabouts.choices}
         statuses = {value: str(label) for value, label in EnrolmentStatus.choices}
     yield list(HEADERS)
-    for s in qs.iterator(chunk_size=_batch_size()):
+    for (
+        number,
+        name,
+        gender,
+        college,
+        grade,
+        year,
+        klass,
+        campus,
+        building,
+        room,
+        bed,
+        phone,
+        id_number,
+        province,
+        city,
+        where,
+        status,
+        guardian,
+        guardian_phone,
+        pii_phone,
+        pii_id,
+    ) in qs.iterator(chunk_size=_batch_size()):
         yield [
-            s.student_number,
-            s.name,
-            genders.get(s.gender, s.gender),
-            s.college.name,
-            s.grade.name if _GRADE_RE.match(s.grade.name) else str(s.grade.year),
-            s.school_class.name,
-            s.campus.name,
-            s.building.name if s.building_id else "",
-            s.room.number if s.room_id else "",
-            s.bed,
-            s.phone if s.pii_phone else mask_phone(s.phone),
-            s.id_number if s.pii_id else mask_id_number(s.id_number),
-            hometown_label(s.hometown_province, s.hometown_city),
-            whereabouts.get(s.whereabouts, s.whereabouts),
-            statuses.get(s.enrolment_status, s.enrolment_status),
-            s.guardian_name,
-            s.guardian_phone if s.pii_phone else mask_phone(s.guardian_phone),
+            number,
+            name,
+            genders.get(gender, gender),
+            college,
+            grade if _GRADE_RE.match(grade) else str(year),
+            klass,
+            campus,
+            building or "",
+            room or "",
+            bed,
+            phone if pii_phone else mask_phone(phone),
+            id_number if pii_id else mask_id_number(id_number),
+            hometown_label(province, city),
+            whereabouts.get(where, where),
+            statuses.get(status, status),
+            guardian,
+            guardian_phone if pii_phone else mask_phone(guardian_phone),
         ]
 
 
