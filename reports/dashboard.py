@@ -36,7 +36,7 @@ from django.utils.translation import gettext_lazy as _
 from campuses.models import Campus, College, Grade, SchoolClass, University
 from campuses.scoping import HEALTH_ROLES, Scope, scope_for
 from reports.models import CheckinSlot, DailyReport, Excusal, ExcusalReason, ReportFlag, SlotCode, SlotState
-from reports.rollup import UnitFigures, rollup_compute, rollup_slot_codes
+from reports.rollup import UnitFigures, rollup_compute
 from reports.rollup_models import FIGURES, Level, RollupSnapshot, SignOff, SignOffState
 from reports.selectors import (
     CHASE_ROLES,
@@ -142,6 +142,10 @@ class UnitNode:
     @property
     def id(self) -> int:
         return self.ref.id
+
+    @property
+    def key(self) -> str:
+        return self.ref.key
 
     @property
     def child_level(self) -> str | None:
@@ -256,17 +260,39 @@ class SlotFigures:
     code: str
     figures: Figures
     children: tuple[tuple[UnitRef, Figures], ...] = ()
+    state: str | None = None  # today: upcoming, open or closed; None for a past day
 
     @property
     def label(self) -> str:
         return slot_label(self.code)
 
+    @property
+    def state_label(self) -> str:
+        return SlotState(self.state).label if self.state else ""
+
+
+def _slot_states(node: UnitNode, on: dt.date) -> dict[str, str]:
+    """Today's active slot codes for the unit's campus (or all campuses), each with its
+    state now: open if one campus's slot is open, closed once all are (one query)."""
+    slots = CheckinSlot.objects.filter(active=True)
+    campus = next((ref for ref in node.chain if ref.level == Level.CAMPUS), None)
+    if campus is not None:
+        slots = slots.filter(campus_id=campus.id)
+    now = local_now()
+    states: dict[str, set[str]] = {}
+    for slot in slots:
+        states.setdefault(slot.code, set()).add(slot.state(on, now))
+    order = (SlotState.OPEN, SlotState.CLOSED, SlotState.UPCOMING)
+    return {code: next(s for s in order if s in found) for code, found in states.items()}
+
 
 def _live_figures(node: UnitNode, on: dt.date) -> list[SlotFigures]:
-    """Today so far, from the live roll-up: three queries per slot code."""
+    """Today so far, from the live roll-up (the nightly roll-up's code): one query for
+    the slots, three per slot code."""
     out = []
     child = node.child_level
-    for code in ordered_slot_codes(rollup_slot_codes(on)):
+    states = _slot_states(node, on)
+    for code in ordered_slot_codes(states):
         rollup = rollup_compute(on=on, slot_code=code, level=node.level, unit_id=node.id)
         unit = rollup.get(node.level, node.id)
         if unit is None:
@@ -276,7 +302,7 @@ def _live_figures(node: UnitNode, on: dt.date) -> list[SlotFigures]:
             children = tuple(
                 (UnitRef(child, u.unit_id, u.name), Figures.of(u)) for u in rollup.children(node.level, node.id)
             )
-        out.append(SlotFigures(code=code, figures=Figures.of(unit), children=children))
+        out.append(SlotFigures(code=code, figures=Figures.of(unit), children=children, state=states[code]))
     return out
 
 
@@ -455,7 +481,7 @@ class ReportRow:
 
 
 def _flag_label(flag: str) -> str:
-    return ReportFlag(flag).label if flag in ReportFlag.values else flag
+    return str(ReportFlag(flag).label) if flag in ReportFlag.values else flag
 
 
 def _report_page(qs: QuerySet[DailyReport], scope: Scope, limit: int) -> ListPage:
@@ -604,7 +630,9 @@ def dashboard(*, user, node: UnitNode, on: dt.date | None = None, slot_code: str
     slots = _live_figures(node, on) if live else _snapshot_figures(node, on)
     codes = [s.code for s in slots]
     if slot_code not in codes:
-        slot_code = codes[0] if codes else None
+        # The latest slot of the day that has opened (the first of the day before any has).
+        started = [s.code for s in slots if s.state != SlotState.UPCOMING]
+        slot_code = started[-1] if started else (codes[0] if codes else None)
     current = next((s for s in slots if s.code == slot_code), None)
     trend = _trend(node, on, slot_code, current.figures if current else None, live) if slot_code else {}
     child_refs = {ref for s in slots for ref, _figures in s.children}
@@ -976,7 +1004,7 @@ def student_page(*, user, student_id: int, weeks: int = 4) -> StudentPage | None
     grid = [
         (
             slot_label(code),
-            ["reported" if (d, code) in reported else ("excused" if d in excused_days else "missing") for d in days],
+            [_grid_status(d, code, reported, excused_days, now_day) for d in days],
         )
         for code in slot_codes
     ]
@@ -995,6 +1023,14 @@ def student_page(*, user, student_id: int, weeks: int = 4) -> StudentPage | None
         slot_codes=slot_codes,
         today=now_day,
     )
+
+
+def _grid_status(day: dt.date, code: str, reported: set, excused: set[dt.date], now_day: dt.date) -> str:
+    if (day, code) in reported:
+        return "reported"
+    if day in excused:
+        return "excused"
+    return "pending" if day == now_day else "missing"
 
 
 def excused_days_between(student: Student, start: dt.date, end: dt.date) -> set[dt.date]:

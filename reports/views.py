@@ -28,7 +28,6 @@ from django.views.decorators.http import require_GET, require_POST
 
 from reports import dashboard, services
 from reports.models import HealthStatus, SlotCode
-from reports.rollup_models import Level
 from reports.services import ReportAnswer, SubmitOutcome
 from reports.signoff import SIGNOFF_LEVELS, SignOffError, signoff_confirm
 from students.models import ContactLog, Whereabouts
@@ -109,7 +108,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
             "next": url(node.key, on + dt.timedelta(days=1)) if on < today else None,
             "today": url(node.key, today) if on != today else None,
         },
-        "level_labels": dict(Level.choices),
+        "ledger_query": urlencode({"unit": node.key, "date": on.isoformat(), **({"slot": slot} if slot else {})}),
         "here": request.get_full_path(),
         "proxy_form": ProxyForm(initial={"slot": slot, "date": on}),
     }

@@ -1,0 +1,561 @@
+"""The dashboard pages per role: what each persona sees, that the figures equal the
+database (counted independently, student by student), that past days come from the
+snapshots, and the actions (contacted, proxy report, follow-up, sign-off)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from reports.models import DailyReport, ReportSource
+from reports.rollup import rollup_compile_day
+from reports.rollup_models import SignOff, SignOffState
+from reports.services import ReportAnswer, report_submit_proxy
+from students.models import ContactLog
+from tests.dashboard.scenario import as_ints, card_figures, expected_figures, row_figures
+from tests.reports.checkin import local, submit
+
+pytestmark = pytest.mark.django_db
+
+FIGURES = ("expected", "reported", "missing", "excused", "abnormal")
+
+
+def page(client, user, url: str = "/dashboard/", **headers):
+    client.force_login(user)
+    response = client.get(url, headers=headers)
+    assert response.status_code == 200, (url, response.status_code)
+    return response.text
+
+
+def unit_url(unit: str, **params) -> str:
+    query = "&".join(f"{k}={v}" for k, v in {"unit": unit, **params}.items())
+    return f"/dashboard/?{query}"
+
+
+# ---------------------------------------------------------------------------
+# Access
+# ---------------------------------------------------------------------------
+def test_anonymous_is_sent_to_the_login(client):
+    response = client.get("/dashboard/")
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/?next=/dashboard/")
+
+
+def test_student_account_is_refused(client, world):
+    client.force_login(world["A"].student_user)
+
+    assert client.get("/dashboard/").status_code == 403
+    assert client.get("/dashboard/today/").status_code == 403
+    assert client.get(f"/dashboard/students/{world['A'].student.pk}/").status_code == 403
+
+
+def test_staff_without_duties_sees_no_units(client, world):
+    text = page(client, world.nobody)
+
+    assert "没有可显示的院系单位" in text
+    assert "data-figure" not in text
+
+
+# ---------------------------------------------------------------------------
+# What each role sees
+# ---------------------------------------------------------------------------
+def test_coordinator_sees_campus_figures_equal_to_the_database(client, world, day):
+    a = world["A"]
+
+    text = page(client, a.coordinator)
+
+    assert f'data-unit="campus:{a.campus.pk}"' in text
+    for slot in ("morning", "noon"):
+        want = expected_figures(on=day.today, slot_code=slot, campus=a.campus)
+        assert {k: v for k, v in as_ints(card_figures(text, slot)).items() if k in FIGURES} == want
+    # Today at 09:30 in campus A: 0, 1 (fever) and 3 reported, 4 excused, 2 and 5 missing.
+    assert as_ints(card_figures(text, "morning")) == {
+        "expected": 5,
+        "reported": 3,
+        "missing": 2,
+        "excused": 1,
+        "abnormal": 1,
+    }
+    college = row_figures(text, f"college:{a.college.pk}")
+    assert as_ints(college) == {
+        **expected_figures(on=day.today, slot_code="morning", college=a.college),
+        "late": 0,
+        "proxy": 0,
+    }
+    assert college["completion"].endswith("60.0%")
+    assert world["B"].campus.name not in text
+
+
+def test_coordinator_drills_down_to_the_students_of_a_class(client, world, day):
+    a = world["A"]
+    client.force_login(a.coordinator)
+    text = client.get("/dashboard/").text
+
+    for level, unit in (("college", a.college), ("grade", a.grade), ("school_class", a.classes[0])):
+        link = re.search(rf'href="([^"]+)" data-unit-link="{level}:{unit.pk}"', text)
+        assert link, f"no drill-down link to {level}"
+        response = client.get(link.group(1).replace("&amp;", "&"))
+        assert response.status_code == 200
+        text = response.text
+        assert f'<h1 data-unit="{level}:{unit.pk}">' in text
+
+    # The class page lists its students with today's status, each linking to 一生一档.
+    for student in a.students[:3]:
+        assert f'href="/dashboard/students/{student.pk}/"' in text
+    assert re.search(rf'data-student="{a.students[2].pk}">.*?data-status="missing"', text, re.S)
+    assert re.search(rf'data-student="{a.students[0].pk}">.*?data-status="reported"', text, re.S)
+    klass = as_ints(card_figures(text, "morning"))
+    assert klass == expected_figures(on=day.today, slot_code="morning", school_class=a.classes[0])
+    student_page = client.get(f"/dashboard/students/{a.students[1].pk}/")
+    assert student_page.status_code == 200
+    assert a.students[1].name in student_page.text
+
+
+def test_counsellor_sees_only_their_grade(client, world, day):
+    a, b = world["A"], world["B"]
+    client.force_login(a.counsellor)
+
+    text = client.get("/dashboard/").text
+
+    assert f'<h1 data-unit="grade:{a.grade.pk}">' in text
+    assert as_ints(card_figures(text, "morning")) == expected_figures(on=day.today, slot_code="morning", grade=a.grade)
+    # Above the grade, and anything of the other campus: not found.
+    for unit in (f"campus:{a.campus.pk}", f"college:{a.college.pk}", f"university:{world.university.pk}"):
+        assert client.get(unit_url(unit)).status_code == 404
+    for unit in (f"campus:{b.campus.pk}", f"grade:{b.grade.pk}", f"school_class:{b.classes[0].pk}"):
+        assert client.get(unit_url(unit)).status_code == 404
+    assert client.get(f"/dashboard/students/{b.students[0].pk}/").status_code == 404
+    # The breadcrumb names the campus and the college without linking to them.
+    assert f'data-unit-link="campus:{a.campus.pk}"' not in text
+
+
+def test_foreign_or_malformed_unit_is_not_found(client, world, day):
+    client.force_login(world["A"].coordinator)
+
+    assert client.get(unit_url(f"campus:{world['B'].campus.pk}")).status_code == 404
+    assert client.get(unit_url(f"university:{world.university.pk}")).status_code == 404
+    assert client.get(unit_url("campus:999999")).status_code == 404
+    assert client.get(unit_url("building:1")).status_code == 404
+    assert client.get(unit_url("campus:x")).status_code == 404
+    assert client.get(f"/dashboard/students/{world['B'].student.pk}/").status_code == 404
+
+
+def test_university_admin_sees_both_campuses(client, world, day):
+    text = page(client, world.uni_admin)
+
+    assert f'<h1 data-unit="university:{world.university.pk}">' in text
+    for key in ("A", "B"):
+        campus = world[key].campus
+        assert (
+            as_ints(row_figures(text, f"campus:{campus.pk}"))["reported"]
+            == (expected_figures(on=day.today, slot_code="morning", campus=campus)["reported"])
+        )
+
+
+def test_class_monitor_sees_names_but_no_health(client, world, day):
+    a = world["A"]
+
+    text = page(client, a.monitor)
+
+    assert f'<h1 data-unit="school_class:{a.classes[0].pk}">' in text
+    assert a.students[2].name in text  # missing, by name
+    assert 'data-figure="abnormal"' not in text
+    assert "38.1" not in text
+    assert "体温异常" not in text
+    assert "重点人员" not in text
+    assert 'data-action="contacted"' not in text
+    assert 'data-action="proxy"' not in text
+    assert client.get(unit_url(f"school_class:{a.classes[1].pk}")).status_code == 404
+
+    student = page(client, a.monitor, f"/dashboard/students/{a.students[1].pk}/")
+    assert "38.1" not in student
+    assert "发热" not in student
+    assert "138****0002" in student  # phone masked
+    assert "1101**********0002" in student  # ID masked
+
+
+def test_coordinator_does_not_get_the_chase_buttons(client, world, day):
+    text = page(client, world["A"].coordinator)
+
+    assert world["A"].students[2].name in text  # on the missing list
+    assert 'data-action="contacted"' not in text
+    assert 'data-action="proxy"' not in text
+
+
+def test_counsellor_gets_the_chase_buttons_and_full_phone(client, world, day):
+    a = world["A"]
+
+    text = page(client, a.counsellor)
+
+    assert 'data-action="contacted"' in text
+    assert 'data-action="proxy"' in text
+    assert a.students[2].phone in text  # counsellors call students: full number
+
+
+def test_student_page_masks_by_role(client, world, day):
+    a = world["A"]
+    student = a.students[1]
+    url = f"/dashboard/students/{student.pk}/"
+
+    coordinator = page(client, a.coordinator, url)
+    counsellor = page(client, a.counsellor, url)
+    college = page(client, a.college_admin, url)
+
+    assert "138****0002" in coordinator and student.phone not in coordinator
+    assert student.phone in counsellor and "1101**********0002" in counsellor
+    assert student.phone in college and student.id_number in college
+    # Health details for health roles: the fever, the tag, in time order.
+    assert "38.1" in counsellor and "发热观察" in counsellor
+    times = re.findall(r'<time datetime="([^"]+)"', counsellor)
+    assert times == sorted(times, reverse=True) and len(times) >= 3
+
+
+def test_student_page_timeline_has_contacts_and_excusals(client, world, day):
+    a = world["A"]
+    ContactLog.objects.create(
+        student=a.students[4], contacted_at=local(9, 0), outcome=ContactLog.Outcome.REACHED, note="住院中"
+    )
+
+    text = page(client, a.counsellor, f"/dashboard/students/{a.students[4].pk}/")
+
+    assert 'data-kind="contact"' in text and "住院中" in text
+    assert 'data-kind="excusal"' in text and "住院" in text
+
+
+# ---------------------------------------------------------------------------
+# Past days: snapshots only
+# ---------------------------------------------------------------------------
+def test_past_day_shows_the_snapshot_and_ignores_later_changes(client, world, day):
+    a = world["A"]
+    url = unit_url(f"campus:{a.campus.pk}", date=day.yesterday.isoformat(), slot="morning")
+    before = page(client, a.coordinator, url)
+    assert as_ints(card_figures(before, "morning")) == expected_figures(
+        on=day.yesterday, slot_code="morning", campus=a.campus
+    )
+
+    # A late proxy report for yesterday changes the raw rows, not the compiled snapshot.
+    report_submit_proxy(
+        actor=a.counsellor,
+        student_id=a.students[5].pk,
+        slot_code="morning",
+        answer=ReportAnswer.clean(temperature="36.6"),
+        on=day.yesterday,
+    )
+    after = page(client, a.coordinator, url)
+
+    assert card_figures(after, "morning") == card_figures(before, "morning")
+    assert row_figures(after, f"college:{a.college.pk}") == row_figures(before, f"college:{a.college.pk}")
+    assert expected_figures(on=day.yesterday, slot_code="morning", campus=a.campus)["reported"] == 6
+    # The next compilation brings it in.
+    rollup_compile_day(on=day.yesterday)
+    recompiled = page(client, a.coordinator, url)
+    assert as_ints(card_figures(recompiled, "morning"))["reported"] == 6
+
+
+def test_today_follows_the_raw_reports(client, world, day):
+    a = world["A"]
+    before = as_ints(card_figures(page(client, a.coordinator), "morning"))
+
+    submit(a.students[2], when=local(9, 20))
+    after = as_ints(card_figures(page(client, a.coordinator), "morning"))
+
+    assert after["reported"] == before["reported"] + 1
+    assert after["missing"] == before["missing"] - 1
+
+
+def test_past_day_never_reads_the_report_table(client, world, day):
+    a = world["A"]
+    client.force_login(a.coordinator)
+    for url in (
+        unit_url(f"campus:{a.campus.pk}", date=day.yesterday.isoformat()),
+        unit_url(f"school_class:{a.classes[0].pk}", date=day.yesterday.isoformat()),
+    ):
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(url).status_code == 200
+        sql = " ".join(q["sql"] for q in queries.captured_queries)
+        assert DailyReport._meta.db_table not in sql
+        assert "reports_rollupsnapshot" in sql
+
+
+def test_past_day_without_snapshots_says_so(client, world, day):
+    text = page(client, world["A"].coordinator, "/dashboard/?date=2020-01-01")
+
+    assert "该日没有汇总数据" in text
+
+
+def test_future_date_is_today(client, world, day):
+    future = (day.today + dt.timedelta(days=3)).isoformat()
+
+    text = page(client, world["A"].coordinator, f"/dashboard/?date={future}")
+
+    assert "今日数据实时计算" in text
+
+
+def test_trend_chart_data_has_thirty_days(client, world, day):
+    text = page(client, world["A"].coordinator)
+
+    data = re.search(r'<script id="trend-data" type="application/json">(.*?)</script>', text, re.S).group(1)
+    import json
+
+    trend = json.loads(data)
+    assert len(trend["dates"]) == 30
+    yesterday = expected_figures(on=day.yesterday, slot_code="morning", campus=world["A"].campus)
+    assert trend["completion"][-2] == round(100 * yesterday["reported"] / yesterday["expected"], 1)
+    assert trend["completion"][-1] == 60.0
+    assert trend["abnormal"][-1] == 1
+
+
+def test_signoff_grid_shows_confirmed_units(client, world, day):
+    a = world["A"]
+    SignOff.objects.create(date=day.yesterday, level="college", unit_id=a.college.pk, state=SignOffState.CONFIRMED)
+
+    text = page(client, a.coordinator)
+
+    row = text[text.index(f'<tr data-unit="college:{a.college.pk}"><th scope="row">{a.college.name}</th>') :]
+    row = row[: row.index("</tr>")]
+    assert row.count('data-state="confirmed"') == 1
+    assert row.count('data-state="pending"') == 6
+
+
+def test_key_attention_groups_are_counted(client, world, day):
+    text = page(client, world["A"].coordinator)
+
+    assert re.search(r'data-tag="fever">\s*发热 <b>1</b>', text)
+
+
+# ---------------------------------------------------------------------------
+# English
+# ---------------------------------------------------------------------------
+def test_language_switch_turns_the_page_english(client, world, day):
+    client.force_login(world["A"].coordinator)
+    assert "数据看板" in client.get("/dashboard/").text
+
+    response = client.post("/i18n/setlang/", {"language": "en", "next": "/dashboard/"})
+    assert response.status_code == 302
+    text = client.get("/dashboard/").text
+
+    assert "Dashboard" in text
+    assert "Morning" in text
+    assert "Expected" in text
+    assert "数据看板" not in text
+    assert client.cookies[settings.LANGUAGE_COOKIE_NAME].value == "en"
+
+
+# ---------------------------------------------------------------------------
+# Actions
+# ---------------------------------------------------------------------------
+def test_counsellor_marks_a_student_contacted(client, world, day):
+    a = world["A"]
+    client.force_login(a.counsellor)
+
+    response = client.post(
+        "/dashboard/actions/contacted/", {"student": a.students[2].pk, "next": "/dashboard/today/"}, follow=True
+    )
+
+    assert response.redirect_chain[-1][0] == "/dashboard/today/"
+    entry = ContactLog.objects.get(student=a.students[2])
+    assert entry.contacted_by == a.counsellor and entry.outcome == ContactLog.Outcome.REACHED
+    assert "已登记联系记录" in response.text
+    # The missing list now shows the last contact.
+    assert re.search(rf'data-student="{a.students[2].pk}">.*?counsellor_A.*?已联系上', response.text, re.S)
+
+
+def test_coordinator_cannot_post_contacted(client, world, day):
+    a = world["A"]
+    client.force_login(a.coordinator)
+
+    response = client.post("/dashboard/actions/contacted/", {"student": a.students[2].pk}, follow=True)
+
+    assert not ContactLog.objects.exists()
+    assert "不在您的管理范围内" in response.text
+
+
+def test_counsellor_cannot_contact_another_campus(client, world, day):
+    client.force_login(world["A"].counsellor)
+
+    client.post("/dashboard/actions/contacted/", {"student": world["B"].students[2].pk})
+
+    assert not ContactLog.objects.exists()
+
+
+def test_counsellor_proxy_reports(client, world, day):
+    a = world["A"]
+    client.force_login(a.counsellor)
+
+    response = client.post(
+        "/dashboard/actions/proxy/",
+        {
+            "student": a.students[5].pk,
+            "slot": "morning",
+            "date": day.today.isoformat(),
+            "temperature": "36.7",
+            "health_status": "healthy",
+            "whereabouts": "on_campus",
+            "note": "电话确认",
+            "next": "/dashboard/",
+        },
+        follow=True,
+    )
+
+    report = DailyReport.objects.get(student=a.students[5], date=day.today, slot__code="morning")
+    assert report.source == ReportSource.PROXY and report.submitted_by == a.counsellor
+    assert ContactLog.objects.get(student=a.students[5]).outcome == ContactLog.Outcome.PROXY_REPORTED
+    assert "已代报" in response.text
+    assert as_ints(card_figures(response.text, "morning"))["missing"] == 1
+
+
+def test_proxy_report_refuses_bad_input_and_foreign_students(client, world, day):
+    a = world["A"]
+    client.force_login(a.counsellor)
+    base = {"slot": "morning", "health_status": "healthy", "whereabouts": "on_campus"}
+
+    bad = client.post(
+        "/dashboard/actions/proxy/", {**base, "student": a.students[5].pk, "temperature": "45"}, follow=True
+    )
+    home = client.post(
+        "/dashboard/actions/proxy/", {**base, "student": a.students[5].pk, "whereabouts": "home"}, follow=True
+    )
+    client.post("/dashboard/actions/proxy/", {**base, "student": world["B"].students[3].pk})
+    client.force_login(a.monitor)
+    client.post("/dashboard/actions/proxy/", {**base, "student": a.students[2].pk})
+
+    assert not DailyReport.objects.filter(source=ReportSource.PROXY).exists()
+    assert "msg-error" in bad.text
+    assert "不在校时请填写所在省份" in home.text
+
+
+def test_counsellor_closes_a_follow_up(client, world, day):
+    a = world["A"]
+    report = DailyReport.objects.get(student=a.students[1], date=day.today)
+    client.force_login(a.counsellor)
+
+    client.post("/dashboard/actions/follow-up/", {"report": report.pk, "note": "已回电"})
+
+    report.refresh_from_db()
+    assert report.follow_up == "closed"
+    assert ContactLog.objects.get(student=a.students[1]).note == "已回电"
+
+
+def test_unsafe_next_falls_back_to_the_morning_page(client, world, day):
+    client.force_login(world["A"].counsellor)
+
+    response = client.post(
+        "/dashboard/actions/contacted/", {"student": world["A"].students[2].pk, "next": "https://evil.example/"}
+    )
+
+    assert response["Location"] == "/dashboard/today/"
+
+
+def test_actions_refuse_get(client, world):
+    client.force_login(world["A"].counsellor)
+
+    assert client.get("/dashboard/actions/contacted/").status_code == 405
+
+
+# ---------------------------------------------------------------------------
+# The morning page
+# ---------------------------------------------------------------------------
+def test_morning_page_lists_the_work_in_order(client, world, day):
+    a = world["A"]
+
+    text = page(client, a.counsellor, "/dashboard/today/")
+
+    sections = [text.index(f'id="{name}"') for name in ("missing", "flagged", "overdue", "tags", "signoff")]
+    assert sections == sorted(sections)
+    missing = text[sections[0] : sections[1]]
+    assert a.students[2].name in missing and a.students[5].name in missing
+    assert a.students[0].name not in missing
+    assert world["B"].students[3].name not in text
+    flagged = text[sections[1] : sections[2]]
+    assert a.students[1].name in flagged and "38.1" in flagged
+    overdue = text[sections[2] : sections[3]]
+    assert a.students[2].name in overdue  # yesterday's fever, still open
+    assert "38.2" in overdue
+    tags = text[sections[3] : sections[4]]
+    assert a.students[1].name in tags
+    # The noon slot has not opened at 09:30.
+    assert "午检" not in missing
+
+
+def test_morning_page_flags_bot_like_reports(client, world, day, settings):
+    a = world["A"]
+    settings.TONGXIN = {**settings.TONGXIN, "CHECKIN_LAZY_BOT_DAYS": 2}
+    student = a.students[5]
+    for back in (2, 1):
+        submit(student, when=local(7, 0, 0, day=day.today - dt.timedelta(days=back)))
+    submit(student, when=local(7, 0, 0))
+    assert DailyReport.objects.get(student=student, date=day.today).suspected_bot
+
+    text = page(client, a.counsellor, "/dashboard/today/")
+
+    flagged = text[text.index('id="flagged"') : text.index('id="overdue"')]
+    assert student.name in flagged
+    assert "连续多日" in flagged
+
+
+def test_signoff_from_the_morning_page(client, world, day):
+    a = world["A"]
+    client.force_login(a.counsellor)
+    text = client.get("/dashboard/today/").text
+    assert f'data-unit="grade:{a.grade.pk}" data-date="{day.yesterday.isoformat()}"' in text
+
+    # Today has no roll-up yet: the service's refusal is shown.
+    refused = client.post(
+        "/dashboard/actions/signoff/",
+        {"level": "grade", "unit": a.grade.pk, "date": day.today.isoformat(), "next": "/dashboard/today/"},
+        follow=True,
+    )
+    assert "该日的汇总尚未生成，无法确认" in refused.text
+    assert not SignOff.objects.exists()
+
+    done = client.post(
+        "/dashboard/actions/signoff/",
+        {"level": "grade", "unit": a.grade.pk, "date": day.yesterday.isoformat(), "remarks": "已核对"},
+        follow=True,
+    )
+    signoff = SignOff.objects.get(level="grade", unit_id=a.grade.pk, date=day.yesterday)
+    assert signoff.state == SignOffState.CONFIRMED and signoff.remarks == "已核对"
+    assert "已确认" in done.text
+
+
+def test_signoff_refused_for_a_foreign_grade(client, world, day):
+    client.force_login(world["A"].counsellor)
+
+    response = client.post(
+        "/dashboard/actions/signoff/",
+        {"level": "grade", "unit": world["B"].grade.pk, "date": day.yesterday.isoformat()},
+        follow=True,
+    )
+
+    assert not SignOff.objects.exists()
+    assert "您无权确认该单位的数据" in response.text
+
+
+def test_college_admin_confirms_college_after_its_grades(client, world, day):
+    a = world["A"]
+    client.force_login(a.college_admin)
+    payload = {"level": "college", "unit": a.college.pk, "date": day.yesterday.isoformat()}
+
+    pending = client.post("/dashboard/actions/signoff/", payload, follow=True)
+    assert "下级单位尚未全部确认" in pending.text
+
+    client.post("/dashboard/actions/signoff/", {**payload, "level": "grade", "unit": a.grade.pk})
+    client.post("/dashboard/actions/signoff/", payload)
+    assert SignOff.objects.get(level="college", unit_id=a.college.pk).state == SignOffState.CONFIRMED
+
+
+def test_monitor_morning_page_has_names_only(client, world, day):
+    a = world["A"]
+
+    text = page(client, a.monitor, "/dashboard/today/")
+
+    assert a.students[2].name in text
+    assert a.students[5].name not in text  # the other class
+    assert 'data-action="contacted"' not in text
+    assert 'id="flagged"' not in text
