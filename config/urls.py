@@ -16,6 +16,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("dashboard/", include("reports.urls")),
+    path("ledgers/", include("reports.urls_ledgers")),
     # The mobile API (a contract: see config/api.py), its OpenAPI 3 schema and the docs,
     # served from drf-spectacular-sidecar's static files (no CDN on campus intranets).
     path("api/v1/", include("config.api", namespace="api")),

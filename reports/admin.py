@@ -327,5 +327,6 @@ class ContactLogAdmin(_CheckinAdmin, admin.ModelAdmin):
         obj.pk, obj.contacted_by, obj.created_at = created.pk, created.contacted_by, created.created_at
 
 
-# The roll-up, sign-off and reminder-ladder admin (issue 4) lives in its own module.
-from reports import admin_jobs  # noqa: E402, F401
+# The roll-up, sign-off and reminder-ladder admin (issue 4) and the cluster alerts,
+# export audit and ledger download page (issue 5) live in their own modules.
+from reports import admin_alerts, admin_jobs  # noqa: E402, F401

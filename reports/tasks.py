@@ -35,3 +35,13 @@ def rollup_compile_day_task(date: str | None = None) -> int:
 def flush_expired_tokens_task() -> None:
     """Drop expired JWT refresh tokens from the blacklist tables (simplejwt)."""
     call_command("flushexpiredtokens")
+
+
+@shared_task(name="reports.cluster_detect", ignore_result=True)
+def cluster_detect_task(now: str | None = None) -> int:
+    """Look for clusters of abnormal reports and raise or grow alerts (every 10 min;
+    safe to run twice or concurrently)."""
+    from reports.alerts import cluster_detect
+
+    at = dt.datetime.fromisoformat(now) if now else None
+    return len(cluster_detect(now=at).raised)

@@ -16,7 +16,6 @@ every export goes through the scoped, masked :func:`students.roster.roster_expor
 from __future__ import annotations
 
 import functools
-from urllib.parse import quote
 
 from django import forms
 from django.contrib import admin, messages
@@ -35,27 +34,38 @@ from students.roster import (
     UNIT_LABELS,
     may_export,
     may_import,
-    roster_export_xlsx,
+    roster_export_workbook,
     roster_import,
 )
+from students.xlsx import attachment_response
 
-XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 #: Errors shown on the page at most; the rest are counted (a broken 100,000-row file
 #: must not produce a page nobody can open).
 MAX_SHOWN_ERRORS = 1000
 
 
-def attachment_response(data: bytes, *, name: str, ascii_name: str, content_type: str = XLSX_CONTENT_TYPE):
-    """A download keeping a Chinese file name: ``filename`` for old clients, RFC 6266
-    ``filename*`` (UTF-8, percent-encoded) for every current browser."""
-    response = HttpResponse(data, content_type=content_type)
-    response["Content-Disposition"] = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
-    return response
-
-
 def roster_response(data: bytes, *, stem: str = "学生花名册", ascii_stem: str = "students") -> HttpResponse:
     day = timezone.localdate().strftime("%Y%m%d")
     return attachment_response(data, name=f"{stem}_{day}.xlsx", ascii_name=f"{ascii_stem}_{day}.xlsx")
+
+
+def audited_roster_response(request: HttpRequest, scope, *, queryset=None, template: bool = False) -> HttpResponse:
+    """Build the scoped roster workbook, record the export (导出记录) and answer it."""
+    # The export audit lives with the ledgers (reports); imported here, at the edge.
+    from reports.ledgers import export_record
+
+    data, count = roster_export_workbook(scope=scope, queryset=queryset)
+    stem, ascii_stem = ("花名册模板", "roster_template") if template else ("学生花名册", "students")
+    response = roster_response(data, stem=stem, ascii_stem=ascii_stem)
+    parameters = {"selection": True} if queryset is not None and not template else {}
+    export_record(
+        user=request.user,
+        kind="roster_template" if template else "roster",
+        parameters=parameters,
+        row_count=count,
+        filename=f"{stem}_{timezone.localdate():%Y%m%d}.xlsx",
+    )
+    return response
 
 
 class RosterImportForm(forms.Form):
@@ -118,16 +128,15 @@ class RosterAdminMixin:
         scope = scope_for(request.user)
         if not may_export(scope):
             raise PermissionDenied
-        return roster_response(roster_export_xlsx(scope=scope, queryset=queryset))
+        return audited_roster_response(request, scope, queryset=queryset)
 
     def roster_export_view(self, request: HttpRequest) -> HttpResponse:
         scope = scope_for(request.user)
         if not may_export(scope):
             raise PermissionDenied
         if request.GET.get("template"):
-            data = roster_export_xlsx(scope=scope, queryset=self.model._default_manager.none())
-            return roster_response(data, stem="花名册模板", ascii_stem="roster_template")
-        return roster_response(roster_export_xlsx(scope=scope))
+            return audited_roster_response(request, scope, queryset=self.model._default_manager.none(), template=True)
+        return audited_roster_response(request, scope)
 
     # -- import -------------------------------------------------------------
     def roster_import_view(self, request: HttpRequest) -> TemplateResponse:
