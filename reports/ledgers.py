@@ -448,9 +448,6 @@ def _rollup_rows(on: dt.date, slot_code: str, unit: UnitRef | None, compute_unit
         _UnitRow(u.level, u.unit_id, u.name, u.campus_id, u.college_id, u.grade_id, dict(u.counts), dict(u.tags))
         for u in live.units.values()
     ]
-    if compute_unit is not None:
-        # A partial computation sums only the subtree into the units above it: drop them.
-        rows = [r for r in rows if _in_subtree(r, compute_unit)]
     return rows, True
 
 
@@ -477,6 +474,10 @@ def rollup_ledger(*, user, on: dt.date, slot_code: str, unit: UnitRef | None = N
             compute_unit = UnitRef(teaching[0].level, teaching[0].unit_id, "")
     rows, live = _rollup_rows(on, slot_code, unit, compute_unit)
     names = {(r.level, r.unit_id): r.name for r in rows}
+    if live and compute_unit is not None:
+        # A partial computation sums only the subtree into the units above it: drop them
+        # (their names above still label the ancestor columns).
+        rows = [r for r in rows if _in_subtree(r, compute_unit)]
     shown = [r for r in rows if _in_subtree(r, unit) and (visible is None or r.unit_id in visible.get(r.level, ()))]
     with translation.override("zh-hans"):
         level_labels = _labels(Level.choices)

@@ -266,9 +266,7 @@ def test_detection_reads_a_fixed_number_of_queries_whatever_the_number_of_cases(
     a = world["A"]
     klass = a.classes[1]
     for n in range(12):
-        Student.objects.create(
-            student_number=f"7A{n:05d}", name=f"加{n}", gender=Gender.MALE, school_class=klass
-        )
+        Student.objects.create(student_number=f"7A{n:05d}", name=f"加{n}", gender=Gender.MALE, school_class=klass)
     quiet = list(Student.objects.filter(school_class=klass).order_by("pk"))
 
     def queries_for(students, minute0) -> int:
