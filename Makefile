@@ -74,12 +74,13 @@ $(ECHARTS): package.json package-lock.json
 	cp node_modules/echarts/dist/echarts.min.js node_modules/echarts/LICENSE node_modules/echarts/NOTICE $(dir $@)
 	@touch $@
 
-# The browser tests drive the system Chromium (never a browser downloaded by playwright).
+# The browser tests drive the system Chromium (never a browser downloaded by playwright),
+# with a CJK font so that the screenshots in test-artefacts/ show the Chinese pages.
 browser:
-	@if [ ! -x /usr/bin/chromium ]; then \
+	@if [ ! -x /usr/bin/chromium ] || [ ! -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			echo "Installing chromium (browser tests)"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null; \
 		else \
 			echo "/usr/bin/chromium not found: the browser tests will be skipped (sudo apt-get install chromium)" >&2; \
 		fi; \

@@ -1001,10 +1001,11 @@ def student_page(*, user, student_id: int, weeks: int = 4) -> StudentPage | None
         )
     }
     excused_days = excused_days_between(student, since, now_day) if health else set()
+    first_day = timezone.localtime(student.created_at).date()  # nothing was expected before
     grid = [
         (
             slot_label(code),
-            [_grid_status(d, code, reported, excused_days, now_day) for d in days],
+            [_grid_status(d, code, reported, excused_days, now_day, first_day) for d in days],
         )
         for code in slot_codes
     ]
@@ -1025,9 +1026,13 @@ def student_page(*, user, student_id: int, weeks: int = 4) -> StudentPage | None
     )
 
 
-def _grid_status(day: dt.date, code: str, reported: set, excused: set[dt.date], now_day: dt.date) -> str:
+def _grid_status(
+    day: dt.date, code: str, reported: set, excused: set[dt.date], now_day: dt.date, first_day: dt.date
+) -> str:
     if (day, code) in reported:
         return "reported"
+    if day < first_day:
+        return "none"
     if day in excused:
         return "excused"
     return "pending" if day == now_day else "missing"
