@@ -13,6 +13,8 @@ PY := $(BIN)/python
 MANAGE := $(PY) manage.py
 PORT ?= 8000
 STUDENTS ?= 3000
+# Days of check-in history (with their nightly roll-ups) the demo starts with.
+HISTORY_DAYS ?= 30
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="-k celery -x"`.
 PYTEST_ARGS ?=
 
@@ -131,6 +133,7 @@ run: install assets gettext
 	$(MANAGE) migrate --noinput
 	$(MANAGE) collectstatic --noinput --verbosity 0
 	$(MANAGE) seed_demo --students $(STUDENTS) --accounts-file var/demo-accounts.json
+	$(MANAGE) seed_checkin --days $(HISTORY_DAYS)
 	@$(MANAGE) demo_accounts var/demo-accounts.json --url http://127.0.0.1:$(PORT)/admin/
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --procfile Procfile --port $(PORT)
 
