@@ -34,7 +34,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -173,8 +174,9 @@ def _abnormal_in_window(level: str, start: dt.datetime, now: dt.datetime) -> Que
             submitted_at__lte=now,
             **{f"{column}__isnull": False},
         )
-        .annotate(unit=F(column), last_closed=Subquery(last_closed))
-        .filter(Q(last_closed__isnull=True) | Q(submitted_at__gt=F("last_closed")))
+        # Only cases after the unit's last closed alert (none closed: the whole window).
+        .filter(submitted_at__gt=Coalesce(Subquery(last_closed), Value(start - dt.timedelta(microseconds=1))))
+        .annotate(unit=F(column))
         .order_by()
     )
 
