@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
@@ -292,6 +293,18 @@ class ExcusalAdmin(_CheckinAdmin, SimpleHistoryAdmin):
             services.excusal_delete(actor=request.user, excusal_id=excusal_id)
 
 
+class ContactLogForm(forms.ModelForm):
+    class Meta:
+        model = ContactLog
+        fields = ["student", "contacted_at", "channel", "outcome", "note"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("contacted_at"):
+            services.contact_time_check(cleaned["contacted_at"])  # the service's rule, as a form error
+        return cleaned
+
+
 @admin.register(ContactLog)
 class ContactLogAdmin(_CheckinAdmin, admin.ModelAdmin):
     """The contact log (联系记录): appended by the counsellors who chase the students."""
@@ -308,7 +321,7 @@ class ContactLogAdmin(_CheckinAdmin, admin.ModelAdmin):
     ]
     search_fields = ["=student__student_number", "student__name"]
     autocomplete_fields = ["student"]
-    fields = ["student", "contacted_at", "channel", "outcome", "note"]
+    form = ContactLogForm
     add_roles = selectors.CHASE_ROLES
     show_full_result_count = False
 

@@ -535,6 +535,17 @@ def contact_log_create(
     )[0]
 
 
+def contact_time_check(contacted_at: dt.datetime | None) -> dt.datetime:
+    """When a contact happened: now by default, never in the future (a few minutes of
+    clock skew between a phone and the server are tolerated)."""
+    now = local_now()
+    if contacted_at is None:
+        return now
+    if contacted_at > now + dt.timedelta(minutes=5):
+        raise _error("contacted_at", _("联系时间不能晚于现在。"), "in_future")
+    return contacted_at
+
+
 def contacts_mark(
     *,
     actor,
@@ -547,10 +558,7 @@ def contacts_mark(
     """Mark students as contacted (bulk, e.g. from the missing list): one contact-log
     entry each, all or nothing.  Preconditions: ``actor`` chases every one of them; an
     unknown or foreign id refuses the whole batch."""
-    now = local_now()
-    contacted_at = contacted_at or now
-    if contacted_at > now + dt.timedelta(minutes=5):
-        raise _error("contacted_at", _("联系时间不能晚于现在。"), "in_future")
+    contacted_at = contact_time_check(contacted_at)
     wanted = list(dict.fromkeys(student_ids))
     found = set(students_with_role(actor, roles=CHASE_ROLES).filter(pk__in=wanted).values_list("pk", flat=True))
     missing = [pk for pk in wanted if pk not in found]

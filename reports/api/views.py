@@ -32,9 +32,9 @@ from reports.api.serializers import (
     ReportInputSerializer,
 )
 from reports.filters import MissingFilterSet, ReportFilterSet
-from reports.models import DailyReport
+from reports.models import CheckinSlot, DailyReport, Excusal
 from reports.services import SubmitOutcome
-from students.models import Student
+from students.models import ContactLog, Student
 
 #: Path ids: digits only, short enough for a 64-bit column.
 ID_REGEX = r"[0-9]{1,15}"
@@ -249,7 +249,7 @@ class CheckinTodayView(_Throttled, APIView):
 class CheckinSlotViewSet(_Throttled, viewsets.ReadOnlyModelViewSet):
     serializer_class = CheckinSlotSerializer
     lookup_value_regex = ID_REGEX
-    queryset = selectors.CheckinSlot.objects.none()
+    queryset = CheckinSlot.objects.none()
 
     def get_queryset(self):
         return selectors.slot_list(user=self.request.user).order_by("campus_id", "opens_at")
@@ -285,7 +285,7 @@ class ExcusalViewSet(
         "create": selectors.CHASE_ROLES,
         "destroy": selectors.CHASE_ROLES,
     }
-    queryset = selectors.Excusal.objects.none()
+    queryset = Excusal.objects.none()
 
     def get_queryset(self):
         return selectors.excusal_list(user=self.request.user).order_by("-starts_on", "-id")
@@ -335,7 +335,7 @@ class ContactLogViewSet(
         "create": selectors.CHASE_ROLES,
         "mark": selectors.CHASE_ROLES,
     }
-    queryset = selectors.ContactLog.objects.none()
+    queryset = ContactLog.objects.none()
 
     def get_queryset(self):
         return selectors.contact_list(user=self.request.user).order_by("-contacted_at", "-id")

@@ -341,3 +341,24 @@ def test_answer_is_normalised_so_equal_answers_digest_equal():
     assert one == two
     assert one.digest() == two.digest()
     assert ReportAnswer.clean(temperature="36.5", symptoms_other="头痛").symptoms == ("other",)
+
+
+def test_duty_counsellor_on_the_roster_today_may_proxy(world, slots):
+    from campuses.models import Assignment, Role
+
+    duty = type(world["A"].counsellor).objects.create(username="duty_today", is_staff=True)
+    Assignment.objects.create(
+        user=duty, role=Role.DUTY_COUNSELLOR, college=world["A"].college, valid_from=today(), valid_to=today()
+    )
+    result = report_submit_proxy(
+        actor=duty,
+        student_id=world["A"].students[4].pk,
+        slot_code="morning",
+        answer=ReportAnswer.clean(temperature="36.6"),
+        now=local(11, 0),
+    )
+    assert (result.outcome, result.report.submitted_by, result.contact.contacted_by) == (
+        SubmitOutcome.CREATED,
+        duty,
+        duty,
+    )

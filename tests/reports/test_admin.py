@@ -1,0 +1,158 @@
+"""The check-in admin: scoped lists, filter choices and forms; the missing list with
+its "mark as contacted" action; reports read-only; excusals and contacts through the
+services."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from reports.models import DailyReport, Excusal
+from students.models import ContactLog
+from tests.reports.checkin import local, submit, today
+
+
+@pytest.fixture
+def reports(world, slots):
+    return {key: submit(world[key].students[1], temperature="38.0").report for key in ("A", "B")}
+
+
+def _login(client, user):
+    client.force_login(user)
+    return client
+
+
+def test_report_list_is_scoped_and_its_unit_filters_offer_only_my_units(client, world, reports):
+    _login(client, world["A"].college_admin)
+    page = client.get(reverse("admin:reports_dailyreport_changelist"))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert world["A"].students[1].name in html
+    assert world["B"].students[1].name not in html
+    # Filter choices: my classes, never another campus's units.
+    assert all(klass.name in html for klass in world["A"].classes)
+    for unit in (world["B"].campus, world["B"].college, *world["B"].classes):
+        assert unit.name not in html
+
+    foreign = client.get(reverse("admin:reports_dailyreport_change", args=[reports["B"].pk]))
+    assert foreign.status_code == 302  # "does not exist" → back to the index, as Django does
+
+
+def test_reports_are_read_only_in_the_admin(client, world, reports):
+    _login(client, world["A"].counsellor)
+    assert client.get(reverse("admin:reports_dailyreport_add")).status_code == 403
+    change = client.get(reverse("admin:reports_dailyreport_change", args=[reports["A"].pk]))
+    assert change.status_code == 200
+    assert b'name="_save"' not in change.content
+    assert client.post(reverse("admin:reports_dailyreport_delete", args=[reports["A"].pk])).status_code == 403
+
+
+def test_monitor_and_logistics_have_no_report_pages(client, world, reports):
+    for user in (world["A"].monitor, world["A"].logistics):
+        _login(client, user)
+        assert client.get(reverse("admin:reports_dailyreport_changelist")).status_code == 403
+
+
+def test_missing_list_page_and_mark_contacted_action(client, world, reports, time_machine):
+    time_machine.move_to(local(9, 30), tick=False)
+    a = world["A"]
+    _login(client, a.counsellor)
+    url = reverse("admin:reports_missingstudent_changelist")
+    page = client.get(url, {"date": today().isoformat(), "slot": "morning"})
+    assert page.status_code == 200
+    html = page.content.decode()
+    missing = [s for i, s in enumerate(a.students) if i != 1]
+    assert all(s.student_number in html for s in missing)
+    assert a.students[1].student_number not in html  # reported
+    assert world["B"].students[0].student_number not in html
+
+    chosen = [missing[0].pk, missing[1].pk]
+    response = client.post(
+        url + f"?date={today().isoformat()}&slot=morning",
+        {"action": "mark_contacted", "_selected_action": chosen},
+    )
+    assert response.status_code == 302
+    entries = ContactLog.objects.filter(student_id__in=chosen)
+    assert entries.count() == 2
+    assert {e.contacted_by for e in entries} == {a.counsellor}
+
+
+def test_monitor_sees_names_only_on_the_missing_list_and_cannot_mark(client, world, reports):
+    a = world["A"]
+    _login(client, a.monitor)
+    page = client.get(reverse("admin:reports_missingstudent_changelist"))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert a.students[0].student_number in html
+    assert a.students[0].phone not in html and "负责辅导员" not in html
+    assert a.students[3].student_number not in html  # not the monitor's class
+    assert "mark_contacted" not in html
+
+
+def test_excusal_added_in_the_admin_records_who_and_refuses_foreign_students(client, world, slots):
+    a = world["A"]
+    _login(client, a.counsellor)
+    url = reverse("admin:reports_excusal_add")
+    data = {"reason": "in_hospital", "note": "", "starts_on": today().isoformat(), "ends_on": ""}
+
+    foreign = client.post(url, {**data, "student": world["B"].students[2].pk})
+    assert foreign.status_code == 200 and not Excusal.objects.exists()  # the form refuses the choice
+
+    ok = client.post(url, {**data, "student": a.students[2].pk})
+    assert ok.status_code == 302
+    excusal = Excusal.objects.get()
+    assert (excusal.student, excusal.created_by) == (a.students[2], a.counsellor)
+
+    other = client.post(url, {**data, "student": a.students[3].pk, "reason": "other"})
+    assert other.status_code == 200  # "other" needs a note
+    assert Excusal.objects.count() == 1
+
+
+def test_contact_log_admin_adds_through_the_service(client, world, slots, time_machine):
+    time_machine.move_to(local(9, 0), tick=False)
+    a = world["A"]
+    _login(client, a.college_admin)
+    response = client.post(
+        reverse("admin:students_contactlog_add"),
+        {
+            "student": a.students[4].pk,
+            "contacted_at_0": today().isoformat(),
+            "contacted_at_1": "08:15:00",
+            "channel": "phone",
+            "outcome": "not_reached",
+            "note": "关机",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    entry = ContactLog.objects.get()
+    assert (entry.contacted_by, entry.outcome, entry.contacted_at) == (a.college_admin, "not_reached", local(8, 15))
+
+    future = client.post(
+        reverse("admin:students_contactlog_add"),
+        {"student": a.students[4].pk, "contacted_at_0": today().isoformat(), "contacted_at_1": "11:00:00"},
+    )
+    assert future.status_code == 200 and "联系时间不能晚于现在" in future.content.decode()
+
+
+def test_slots_are_set_by_the_coordinator_for_their_campus(client, world, slots):
+    a = world["A"]
+    _login(client, a.coordinator)
+    page = client.get(reverse("admin:reports_checkinslot_add"))
+    assert page.status_code == 200
+    assert a.campus.name in page.content.decode() and world["B"].campus.name not in page.content.decode()
+
+    _login(client, a.counsellor)
+    assert client.get(reverse("admin:reports_checkinslot_add")).status_code == 403
+    listed = client.get(reverse("admin:reports_checkinslot_changelist")).content.decode()
+    assert a.campus.name in listed and world["B"].campus.name not in listed
+
+
+def test_close_follow_ups_action(client, world, reports):
+    _login(client, world["A"].counsellor)
+    response = client.post(
+        reverse("admin:reports_dailyreport_changelist"),
+        {"action": "close_follow_ups", "_selected_action": [reports["A"].pk]},
+    )
+    assert response.status_code == 302
+    assert DailyReport.objects.get(pk=reports["A"].pk).follow_up == "closed"
+    assert DailyReport.objects.get(pk=reports["B"].pk).follow_up == "open"
