@@ -22,12 +22,15 @@ Product rules (DESIGN.md, "Interfaces"; issue 5):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet, Subquery, Value
 from django.utils import timezone
@@ -286,13 +289,24 @@ def _slot_states(node: UnitNode, on: dt.date) -> dict[str, str]:
     return {code: next(s for s in order if s in found) for code, found in states.items()}
 
 
-def _live_figures(node: UnitNode, on: dt.date) -> list[SlotFigures]:
-    """Today so far, from the live roll-up (the nightly roll-up's code): one query for
-    the slots, three per slot code."""
-    out = []
+#: Levels whose live figures may be served from the cache for a short while: their
+#: roll-up reads a whole campus or university, and their viewers (coordinators, the
+#: student-affairs office) do not chase students from the page.  Colleges, grades and
+#: classes are always computed afresh, so a counsellor sees their own proxy report.
+CACHED_LEVELS = frozenset({Level.CAMPUS, Level.UNIVERSITY})
+
+
+def live_cache_seconds() -> int:
+    """``TONGXIN["DASHBOARD_LIVE_SECONDS"]`` (default 60; 0 turns the cache off)."""
+    return int(settings.TONGXIN.get("DASHBOARD_LIVE_SECONDS", 60))
+
+
+def _compute_live(node: UnitNode, on: dt.date, codes: list[str]) -> dict[str, tuple[Figures, tuple]]:
+    """Run the live roll-up (the nightly roll-up's own code) for each slot code: three
+    queries per code."""
     child = node.child_level
-    states = _slot_states(node, on)
-    for code in ordered_slot_codes(states):
+    out = {}
+    for code in codes:
         rollup = rollup_compute(on=on, slot_code=code, level=node.level, unit_id=node.id)
         unit = rollup.get(node.level, node.id)
         if unit is None:
@@ -302,8 +316,36 @@ def _live_figures(node: UnitNode, on: dt.date) -> list[SlotFigures]:
             children = tuple(
                 (UnitRef(child, u.unit_id, u.name), Figures.of(u)) for u in rollup.children(node.level, node.id)
             )
-        out.append(SlotFigures(code=code, figures=Figures.of(unit), children=children, state=states[code]))
+        out[code] = (Figures.of(unit), children)
     return out
+
+
+def _live_figures(node: UnitNode, on: dt.date) -> tuple[list[SlotFigures], dt.datetime]:
+    """Today so far: one query for the slots and their state now, then the live
+    roll-up — for a campus or the university possibly as computed less than
+    :func:`live_cache_seconds` ago.  Returns the figures and when they were computed."""
+    states = _slot_states(node, on)
+    codes = ordered_slot_codes(states)
+    seconds = live_cache_seconds() if node.level in CACHED_LEVELS else 0
+    key = f"tongxin:dashboard:live:{on.isoformat()}:{node.key}:{','.join(codes)}"
+    cached = None
+    if seconds > 0:
+        try:
+            cached = cache.get(key)
+        except Exception:  # a cache outage must not take the dashboard down
+            cached = None
+    if cached is None:
+        cached = (timezone.now(), _compute_live(node, on, codes))
+        if seconds > 0:
+            with contextlib.suppress(Exception):
+                cache.set(key, cached, seconds)
+    computed_at, figures = cached
+    slots = [
+        SlotFigures(code=code, figures=figures[code][0], children=figures[code][1], state=states[code])
+        for code in codes
+        if code in figures
+    ]
+    return slots, computed_at
 
 
 def _snapshot_figures(node: UnitNode, on: dt.date) -> list[SlotFigures]:
@@ -591,6 +633,7 @@ class Dashboard:
     slots: list[SlotFigures]
     slot_code: str | None
     show_health: bool
+    computed_at: dt.datetime | None  # live figures: when the roll-up ran
     trend: dict
     signoff_days: list[dt.date]
     signoff_rows: list[SignOffRow]
@@ -627,7 +670,10 @@ def dashboard(*, user, node: UnitNode, on: dt.date | None = None, slot_code: str
     now_day = today()
     on = min(on or now_day, now_day)
     live = on == now_day
-    slots = _live_figures(node, on) if live else _snapshot_figures(node, on)
+    if live:
+        slots, computed_at = _live_figures(node, on)
+    else:
+        slots, computed_at = _snapshot_figures(node, on), None
     codes = [s.code for s in slots]
     if slot_code not in codes:
         # The latest slot of the day that has opened (the first of the day before any has).
@@ -645,6 +691,7 @@ def dashboard(*, user, node: UnitNode, on: dt.date | None = None, slot_code: str
         slots=slots,
         slot_code=slot_code,
         show_health=scope.has_role(*HEALTH_ROLES),
+        computed_at=computed_at,
         trend=trend,
         signoff_days=signoff_days,
         signoff_rows=signoff_rows,

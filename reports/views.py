@@ -110,7 +110,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         },
         "ledger_query": urlencode({"unit": node.key, "date": on.isoformat(), **({"slot": slot} if slot else {})}),
         "here": request.get_full_path(),
-        "proxy_form": ProxyForm(initial={"slot": slot, "date": on}),
+        "proxy_fields": proxy_fields(),
     }
     return render(request, "reports/dashboard.html", context)
 
@@ -123,7 +123,7 @@ def today_view(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "reports/today.html",
-        {"page": page, "here": request.get_full_path(), "proxy_form": ProxyForm(initial={"date": page.today})},
+        {"page": page, "here": request.get_full_path(), "proxy_fields": proxy_fields()},
     )
 
 
@@ -146,7 +146,7 @@ def student_view(request: HttpRequest, student_id: int) -> HttpResponse:
             "s": page.student,
             "here": request.get_full_path(),
             "weeks": weeks,
-            "proxy_form": ProxyForm(initial={"date": page.today}),
+            "proxy_fields": proxy_fields(),
         },
     )
 
@@ -200,6 +200,14 @@ class ProxyForm(forms.Form):
     province_code = forms.CharField(label=gettext_lazy("省份代码"), max_length=6, required=False)
     city_code = forms.CharField(label=gettext_lazy("城市代码"), max_length=6, required=False)
     note = forms.CharField(label=gettext_lazy("备注"), max_length=500, required=False)
+
+
+def proxy_fields() -> dict[str, str]:
+    """The proxy form's inputs rendered once per page: every row of a missing list
+    repeats them (rendering widgets row by row costs more than the page's queries)."""
+    form = ProxyForm(auto_id=False)
+    names = ("temperature", "health_status", "whereabouts", "province_code", "city_code", "note")
+    return {name: str(form[name]) for name in names}
 
 
 def _form_error(form: forms.Form) -> str:

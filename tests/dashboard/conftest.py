@@ -6,7 +6,9 @@ from tests.reports.checkin import local
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cache():
+def _fresh_cache(settings):
+    """Empty caches, and live figures never served from the cache unless a test says so."""
+    settings.TONGXIN = {**settings.TONGXIN, "DASHBOARD_LIVE_SECONDS": 0}
     cache.clear()
     yield
     cache.clear()

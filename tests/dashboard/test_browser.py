@@ -108,9 +108,10 @@ def test_coordinator_logs_in_sees_the_figures_and_drills_down_to_a_student(page,
         for name, value in want.items():
             assert figure(page, f'[data-slot-card="{slot}"]', name) == value, (slot, name)
     college_row = f'tr[data-unit="college:{a.college.pk}"]'
-    assert figure(page, college_row, "missing") == expected_figures(
-        on=day.today, slot_code="morning", college=a.college
-    )["missing"]
+    assert (
+        figure(page, college_row, "missing")
+        == expected_figures(on=day.today, slot_code="morning", college=a.college)["missing"]
+    )
     page.wait_for_selector("#trend-chart canvas")
     shot(page, "dashboard-coordinator-campus")
 
@@ -120,9 +121,10 @@ def test_coordinator_logs_in_sees_the_figures_and_drills_down_to_a_student(page,
     page.wait_for_selector(f'h1[data-unit="grade:{a.grade.pk}"]')
     page.click(f'a[data-unit-link="school_class:{a.classes[0].pk}"]')
     page.wait_for_selector(f'h1[data-unit="school_class:{a.classes[0].pk}"]')
-    assert figure(page, '[data-slot-card="morning"]', "reported") == expected_figures(
-        on=day.today, slot_code="morning", school_class=a.classes[0]
-    )["reported"]
+    assert (
+        figure(page, '[data-slot-card="morning"]', "reported")
+        == expected_figures(on=day.today, slot_code="morning", school_class=a.classes[0])["reported"]
+    )
     shot(page, "dashboard-coordinator-class")
 
     student = a.students[1]
@@ -159,8 +161,9 @@ def test_counsellor_sees_only_their_grade(page, scene):
     login(page, a.counsellor)
 
     assert page.locator("h1").first.get_attribute("data-unit") == f"grade:{a.grade.pk}"
-    assert figure(page, '[data-slot-card="morning"]', "expected") == (
-        expected_figures(on=day.today, slot_code="morning", grade=a.grade)["expected"]
+    assert (
+        figure(page, '[data-slot-card="morning"]', "expected")
+        == (expected_figures(on=day.today, slot_code="morning", grade=a.grade)["expected"])
     )
     body = page.locator("body").inner_text()
     assert b.campus.name not in body
@@ -205,7 +208,7 @@ def _export_url() -> tuple[str, str]:
 def test_export_downloads_and_opens_with_the_right_rows(page, scene):
     import openpyxl
 
-    world, day = scene
+    world, _day = scene
     a, b = world["A"], world["B"]
     login(page, a.coordinator)
     kind, _url = _export_url()

@@ -9,6 +9,7 @@ import re
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -267,6 +268,25 @@ def test_today_follows_the_raw_reports(client, world, day):
 
     assert after["reported"] == before["reported"] + 1
     assert after["missing"] == before["missing"] - 1
+
+
+def test_campus_figures_are_cached_briefly_and_grades_never(client, world, day, settings, time_machine):
+    a = world["A"]
+    settings.TONGXIN = {**settings.TONGXIN, "DASHBOARD_LIVE_SECONDS": 60}
+    campus = page(client, a.coordinator)
+    grade_url = unit_url(f"grade:{a.grade.pk}")
+    assert "截至 09:30:00" in campus
+
+    submit(a.students[2], when=local(9, 30))
+
+    # Within the minute the campus figures are the cached ones; the grade is live.
+    assert card_figures(page(client, a.coordinator), "morning") == card_figures(campus, "morning")
+    assert as_ints(card_figures(page(client, a.coordinator, grade_url), "morning"))["missing"] == 1
+    time_machine.move_to(local(9, 31, 1), tick=False)
+    cache.clear()  # Redis expires keys on its own clock, not the test's: stand in for the expiry
+    fresh = page(client, a.coordinator)
+    assert as_ints(card_figures(fresh, "morning"))["missing"] == 1
+    assert "截至 09:31:01" in fresh
 
 
 def test_past_day_never_reads_the_report_table(client, world, day):
