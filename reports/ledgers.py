@@ -300,12 +300,9 @@ def stay_ledger(*, user, on: dt.date, unit: UnitRef | None = None) -> Ledger:
     )
     tags_of: dict[int, set[str]] = defaultdict(set)
     if show_health:
+        health_students = staying if scope.everything else staying.filter(scope.student_q(roles=HEALTH_ROLES))
         active_tags = KeyAttentionTag.objects.filter(
-            Q(until__isnull=True) | Q(until__gte=on),
-            since__lte=on,
-            student_id__in=staying.filter(scope.student_q(roles=HEALTH_ROLES) if not scope.everything else Q()).values(
-                "pk"
-            ),
+            Q(until__isnull=True) | Q(until__gte=on), since__lte=on, student_id__in=health_students.values("pk")
         )
         for student_id, tag in active_tags.values_list("student_id", "tag"):
             tags_of[student_id].add(tag)
@@ -319,7 +316,7 @@ def stay_ledger(*, user, on: dt.date, unit: UnitRef | None = None) -> Ledger:
     listing = _sheet(workbook, "留校学生名单", (14, 10, 6, 12, 22, 10, 18, 16, 8, 6, 14, 21, 24, 10))
     list_headers = ["学号", "姓名", "性别", "校区", "学院", "年级", "班级", "楼宇", "宿舍", "床位", "手机", "身份证号"]
     if show_health:
-        list_headers += ["重点人员", "今日异常"]
+        list_headers += ["重点人员", "当日异常"]
     listing.append(header_cells(listing, list_headers))
 
     by_college: dict[tuple[str, str], _Counts] = defaultdict(_Counts)
@@ -363,7 +360,7 @@ def stay_ledger(*, user, on: dt.date, unit: UnitRef | None = None) -> Ledger:
         row_cells(summary, [f"统计日期：{on.isoformat()}　统计范围：{scope_name}　导出时间：{_local(timezone.now())}"])
     )
     summary.append([])
-    health_headers = [*(tag_labels[t] for t in _TAGS), "重点人员合计", "今日异常"] if show_health else []
+    health_headers = [*(tag_labels[t] for t in _TAGS), "重点人员合计", "当日异常"] if show_health else []
 
     def health_values(c: _Counts) -> list[int]:
         return [*(c.tags[t] for t in _TAGS), c.tagged, c.abnormal] if show_health else []

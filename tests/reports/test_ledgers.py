@@ -103,7 +103,7 @@ def test_stay_ledger_counts_by_college_and_building(world, client, slots):
     college = dict(zip(header, rows[start + 1], strict=True))
     assert (college["学院"], college["留校人数"], college["男"], college["女"]) == (a.college.name, 5, 2, 3)
     assert (college["隔离观察"], college["家庭困难"], college["发热"], college["重点人员合计"]) == (1, 1, 0, 1)
-    assert college["今日异常"] == 1
+    assert college["当日异常"] == 1
     assert rows[start + 2][0] == "合计" and rows[start + 2][2] == 5
     start = next(i for i, r in enumerate(rows) if r[0] == "二、按楼宇统计") + 1
     building = dict(zip(rows[start], rows[start + 1], strict=True))
@@ -128,8 +128,8 @@ def test_logistics_gets_the_stay_ledger_without_health_columns(world, client, sl
 
     headers, rows = table(book[LIST_SHEET])
     assert set(rows) == numbers(a.students)
-    assert "今日异常" not in headers and "重点人员" not in headers
-    assert "今日异常" not in every_text(book)
+    assert "当日异常" not in headers and "重点人员" not in headers
+    assert "当日异常" not in every_text(book)
 
 
 @pytest.mark.parametrize(
