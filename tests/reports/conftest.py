@@ -1,15 +1,19 @@
+import uuid
+
 import pytest
-from django.core.cache import cache
 
 from tests.reports.checkin import local, make_slots
 
 
 @pytest.fixture(autouse=True)
-def _fresh_throttles():
-    """Throttle counters live in the cache: start every test from zero."""
-    cache.clear()
-    yield
-    cache.clear()
+def _fresh_throttles(settings):
+    """Throttle counters live in the cache — Redis in CI, shared with the Celery broker,
+    so nothing is ever flushed: each test gets its own key prefix instead."""
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    settings.CACHES = {
+        alias: {**config, "KEY_PREFIX": f"{config.get('KEY_PREFIX', '')}{prefix}"}
+        for alias, config in settings.CACHES.items()
+    }
 
 
 @pytest.fixture
