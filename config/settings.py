@@ -163,6 +163,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "reports.rollup_compile_day",
         "schedule": crontab(hour=_ROLLUP_HOUR, minute=_ROLLUP_MINUTE),
     },
+    "cluster-detect": {"task": "reports.cluster_detect", "schedule": 600.0, "options": {"expires": 540}},
     "notifications-purge": {"task": "notifications.notifications_purge", "schedule": crontab(hour=3, minute=30)},
     "jwt-flush-expired": {"task": "reports.flush_expired_tokens", "schedule": crontab(hour=4, minute=10)},
 }
@@ -299,6 +300,11 @@ TONGXIN = {
     "NOTIFY_LEASE_SECONDS": 300,
     "NOTIFY_DISPATCH_LIMIT": 500,
     "NOTIFY_RETENTION_DAYS": 365,
+    # Cluster alerts (聚集性预警): this many distinct students with an abnormal report in
+    # the same room / building / class within the window raise one alert.
+    "CLUSTER_MIN_CASES": env.int("TONGXIN_CLUSTER_MIN_CASES", default=3),
+    "CLUSTER_WINDOW_HOURS": env.int("TONGXIN_CLUSTER_WINDOW_HOURS", default=48),
+    "CLUSTER_LEVELS": env.list("TONGXIN_CLUSTER_LEVELS", default=["room", "building", "school_class"]),
 }
 
 # ---------------------------------------------------------------------------

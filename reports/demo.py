@@ -12,16 +12,15 @@ their counsellor (代报), a handful with a fever.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from campuses.bulk import insert_rows
 from campuses.models import Campus
 from reports.models import CheckinSlot, DailyReport, FollowUp, ReportSource, SlotCode
 from reports.reminder_models import Anchor, ReminderStep, StepKind
@@ -190,64 +189,18 @@ def _rows(*, days, until, rng, share, by_campus, students) -> Iterator[dict]:
                 }
 
 
-def _orm_value(field) -> Callable:
-    return lambda value: field.get_db_prep_value(value, connection)
-
-
-def _sqlite_value(field) -> Callable:
-    """What Django's SQLite backend stores for ``field`` (UTC naive text for aware
-    datetimes, ISO dates, JSON text, decimals as text) — without the ORM's per-value
-    overhead, which would dominate a history of millions of rows."""
-    kind = field.get_internal_type()
-    if kind == "DateTimeField":
-        return lambda v: None if v is None else v.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
-    if kind == "DateField":
-        return lambda v: v.isoformat()
-    if kind == "JSONField":
-        return json.dumps
-    if kind == "DecimalField":
-        return lambda v: None if v is None else str(v)
-    return lambda v: v
-
-
 def write_reports(rows: Iterator[dict], *, progress: Callable[[int], None] | None = None) -> int:
-    """Write generated rows: COPY on PostgreSQL, bulk_create elsewhere.  Returns the count."""
-    written = 0
-    batch = settings.TONGXIN["BULK_BATCH_SIZE"]
-    if connection.vendor == "postgresql":
-        columns = ", ".join(connection.ops.quote_name(f.column) for f in _COLUMNS)
-        sql = f"COPY {connection.ops.quote_name(DailyReport._meta.db_table)} ({columns}) FROM STDIN"
-        with connection.cursor() as cursor, cursor.copy(sql) as copy:
-            for row in rows:
-                copy.write_row(
-                    [
-                        json.dumps(row[f.attname]) if f.attname in ("symptoms", "flags") else row[f.attname]
-                        for f in _COLUMNS
-                    ]
-                )
-                written += 1
-                if progress and written % 100_000 == 0:
-                    progress(written)
-        return written
-    # Elsewhere (SQLite): one prepared INSERT run with executemany (bulk_create is
-    # limited to ~30 rows a statement there), values in SQLite's storage formats.
-    prepare = [_sqlite_value(f) if connection.vendor == "sqlite" else _orm_value(f) for f in _COLUMNS]
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in _COLUMNS)
-    marks = ", ".join(["%s"] * len(_COLUMNS))
-    sql = f"INSERT INTO {connection.ops.quote_name(DailyReport._meta.db_table)} ({columns}) VALUES ({marks})"
-    buffer: list[list] = []
-    with connection.cursor() as cursor:
+    """Write generated rows set-based (COPY on PostgreSQL, executemany on SQLite)."""
+    counter = {"n": 0}
+
+    def values() -> Iterator[list]:
         for row in rows:
-            buffer.append([convert(row[f.attname]) for f, convert in zip(_COLUMNS, prepare, strict=True)])
-            if len(buffer) >= batch:
-                cursor.executemany(sql, buffer)
-                written += len(buffer)
-                buffer.clear()
-                if progress and written % 100_000 < batch:
-                    progress(written)
-        if buffer:
-            cursor.executemany(sql, buffer)
-    return written + len(buffer)
+            counter["n"] += 1
+            if progress and counter["n"] % 100_000 == 0:
+                progress(counter["n"])
+            yield [row[f.attname] for f in _COLUMNS]
+
+    return insert_rows(DailyReport, _COLUMNS, values())
 
 
 def checkin_history(*, days: int, now: dt.datetime | None = None, seed: int = 2026, log=print) -> dict:

@@ -44,6 +44,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import BooleanField, ExpressionWrapper, QuerySet, Value
 from django.utils import timezone, translation
 
+from campuses.bulk import insert_history, insert_objects, update_objects
 from campuses.models import Building, Campus, College, Grade, Role, Room, SchoolClass
 from campuses.scoping import Scope
 from students.masking import mask_id_number, mask_phone
@@ -1109,10 +1110,9 @@ def roster_import(
 def _write(
     result: RosterImportResult, rows: list[_Row], tree: _Tree, *, dorm: bool, actor, dry_run: bool, progress
 ) -> None:
-    """Create the planned units, then update and create students in batches with their
-    history.  A dry run counts what would happen and writes nothing."""
-    from simple_history.utils import bulk_create_with_history, bulk_update_with_history
-
+    """Create the planned units, then update and create students set-based with their
+    history (:mod:`campuses.bulk`: COPY / executemany, not the ORM's per-batch SQL
+    compile).  A dry run counts what would happen and writes nothing."""
     units = _UnitWriter(tree, dry_run=dry_run)
     units.create(rows)
     result.units_created = {k: v for k, v in units.created.items() if v}
@@ -1156,22 +1156,24 @@ def _write(
     for chunk in _chunks(movers, _lookup_chunk()):
         Student.objects.filter(pk__in=chunk).update(bed="")
     fields = sorted(changed_fields | {"updated_at"})
+    history = {"user": actor, "reason": REASON, "date": now}
     for chunk in _chunks(changed, size):
-        bulk_update_with_history(
-            chunk,
-            Student,
-            fields,
-            batch_size=size,
-            default_user=actor,
-            default_change_reason=REASON,
-            default_date=now,
-        )
+        update_objects(Student, chunk, fields)
+        insert_history(Student, chunk, history_type="~", **history)
         done += len(chunk)
         _notify(progress, done, total, STAGE_WRITE)
     for chunk in _chunks(new, size):
-        bulk_create_with_history(
-            chunk, Student, batch_size=size, default_user=actor, default_change_reason=REASON, default_date=now
+        for student in chunk:
+            student.created_at = student.updated_at = now
+        insert_objects(Student, chunk)
+        ids = dict(
+            Student.objects.filter(student_number__in=[s.student_number for s in chunk]).values_list(
+                "student_number", "id"
+            )
         )
+        for student in chunk:
+            student.pk = ids[student.student_number]
+        insert_history(Student, chunk, history_type="+", **history)
         done += len(chunk)
         _notify(progress, done, total, STAGE_WRITE)
 

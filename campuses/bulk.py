@@ -1,0 +1,141 @@
+"""Set-based writes for anything that touches every student (imports, seeding,
+report history): ``COPY`` on PostgreSQL, one prepared statement run with
+``executemany`` on SQLite.
+
+Why not ``bulk_create``/``bulk_update``: Django compiles a fresh SQL statement per
+batch with a per-value Python cost that dominates at 100,000 rows (measured on a
+20,000-row roster: 13.5 s of 16 s in the SQL compiler, 2 s in SQLite), and SQLite
+batches are capped at ~40 rows.  These helpers prepare values the way Django stores
+them, write them in one pass, and return nothing — callers that need the new ids read
+them back by a natural key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterable, Sequence
+
+from django.db import connection, models
+
+#: Rows per executemany call (memory bound, not a SQL limit).
+CHUNK = 5000
+
+
+def _sqlite_value(field: models.Field) -> Callable:
+    """What Django's SQLite backend stores for ``field`` — UTC-naive text for aware
+    datetimes (USE_TZ), ISO dates, JSON text, decimals as text — without the ORM's
+    per-value overhead."""
+    kind = field.get_internal_type()
+    if kind == "DateTimeField":
+        return lambda v: None if v is None else v.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
+    if kind == "DateField":
+        return lambda v: None if v is None else v.isoformat()
+    if kind == "TimeField":
+        return lambda v: None if v is None else v.isoformat()
+    if kind == "JSONField":
+        return json.dumps
+    if kind == "DecimalField":
+        return lambda v: None if v is None else str(v)
+    if kind == "UUIDField":
+        return lambda v: None if v is None else v.hex
+    return lambda v: v
+
+
+def _copy_value(field: models.Field) -> Callable:
+    """PostgreSQL COPY: psycopg adapts Python values; JSON goes as its text."""
+    if field.get_internal_type() == "JSONField":
+        return json.dumps
+    return lambda v: v
+
+
+def insert_rows(model: type[models.Model], fields: Sequence[models.Field], rows: Iterable[Sequence]) -> int:
+    """Insert ``rows`` (Python values in the order of ``fields``) into ``model``'s table.
+    Returns the number of rows written.  Runs in the caller's transaction."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    written = 0
+    if connection.vendor == "postgresql":
+        convert = [_copy_value(f) for f in fields]
+        # psycopg's copy() is not wrapped by Django: map its errors (IntegrityError...) too.
+        with (
+            connection.wrap_database_errors,
+            connection.cursor() as cursor,
+            cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row([c(v) for c, v in zip(convert, row, strict=True)])
+                written += 1
+        return written
+    if connection.vendor == "sqlite":
+        convert = [_sqlite_value(f) for f in fields]
+    else:
+        convert = [lambda v, f=f: f.get_db_prep_save(v, connection) for f in fields]
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
+    buffer: list[list] = []
+    with connection.cursor() as cursor:
+        for row in rows:
+            buffer.append([c(v) for c, v in zip(convert, row, strict=True)])
+            if len(buffer) >= CHUNK:
+                cursor.executemany(sql, buffer)
+                written += len(buffer)
+                buffer.clear()
+        if buffer:
+            cursor.executemany(sql, buffer)
+            written += len(buffer)
+    return written
+
+
+def insert_objects(model: type[models.Model], objs: Sequence[models.Model]) -> int:
+    """Insert unsaved instances (auto primary keys left to the database; ``auto_now``
+    fields filled as ``save()`` would).  The instances' ``pk`` stays unset."""
+    fields = [f for f in model._meta.concrete_fields if not isinstance(f, models.AutoField)]
+    return insert_rows(model, fields, ([f.pre_save(obj, True) for f in fields] for obj in objs))
+
+
+def update_objects(model: type[models.Model], objs: Sequence[models.Model], field_names: Sequence[str]) -> int:
+    """``UPDATE … SET the fields WHERE pk = …`` for each instance, as one prepared
+    statement run over all of them."""
+    fields = [model._meta.get_field(name) for name in field_names]
+    table = connection.ops.quote_name(model._meta.db_table)
+    assignments = ", ".join(f"{connection.ops.quote_name(f.column)} = %s" for f in fields)
+    pk = connection.ops.quote_name(model._meta.pk.column)
+    sql = f"UPDATE {table} SET {assignments} WHERE {pk} = %s"
+    if connection.vendor == "sqlite":
+        convert = [_sqlite_value(f) for f in fields]
+    else:
+        convert = [lambda v, f=f: f.get_db_prep_save(v, connection) for f in fields]
+    params = [[c(f.pre_save(obj, False)) for c, f in zip(convert, fields, strict=True)] + [obj.pk] for obj in objs]
+    with connection.cursor() as cursor:
+        for start in range(0, len(params), CHUNK):
+            cursor.executemany(sql, params[start : start + CHUNK])
+    return len(params)
+
+
+def insert_history(
+    model: type[models.Model],
+    objs: Sequence[models.Model],
+    *,
+    history_type: str,
+    user=None,
+    reason: str = "",
+    date: dt.datetime,
+) -> int:
+    """The django-simple-history rows for saved instances written set-based (what
+    ``bulk_create_with_history`` / ``bulk_update_with_history`` add, without building
+    a model instance per row).  ``history_type``: ``"+"`` created, ``"~"`` changed."""
+    history = model.history.model
+    tracked = [f.attname for f in history.tracked_fields]
+    extra = {
+        "history_date": date,
+        "history_change_reason": reason,
+        "history_type": history_type,
+        "history_user_id": getattr(user, "pk", None),
+    }
+    fields = [f for f in history._meta.concrete_fields if f.attname in extra or f.attname in tracked]
+    plan = [(f.attname in extra, f.attname) for f in fields]
+    return insert_rows(
+        history,
+        fields,
+        ([extra[name] if is_extra else getattr(obj, name) for is_extra, name in plan] for obj in objs),
+    )
