@@ -1,0 +1,1 @@
+"""Tongxin's benchmark suite (``make bench``): see bench/README.md."""

@@ -1,0 +1,119 @@
+"""Measurement 4: the dashboard pages (数据看板) of the university, a campus and a class.
+
+- figure: p95 of ``GET /dashboard/?unit=…`` through Django's test client, rendered
+  template included, as the university admin, the campus coordinator and the class's
+  counsellor; for a past day (yesterday: the page reads the nightly snapshots, of which
+  there is a year) and for today (live: today's figures are computed from the reports
+  by :func:`reports.rollup.rollup_compute`, the rest of the page as for a past day);
+- reference: the page's figures read from the raw reports directly — the unit's and
+  its children's figures for the day (``rollup_compute`` narrowed to the unit) and the
+  30-day trend in one ``GROUP BY date`` over the reports, plus the expected count.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+from django.db import connection, reset_queries
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from bench.core import summary, timings
+from campuses.models import Assignment, Campus, Role, SchoolClass, University
+from reports.dashboard import TREND_DAYS
+from reports.models import CheckinSlot
+from reports.rollup import rollup_compute
+from reports.rollup_models import Level
+from students.models import EnrolmentStatus, Student
+
+_REPORT_COLUMN = {
+    Level.CAMPUS: "campus_id",
+    Level.COLLEGE: "college_id",
+    Level.GRADE: "grade_id",
+    Level.SCHOOL_CLASS: "school_class_id",
+}
+
+
+def cases() -> list[tuple[str, int, object, str]]:
+    """(level, unit id, user, role) for the university, the first campus and a class."""
+    university = University.objects.order_by("pk").first()
+    campus = Campus.objects.order_by("code").first()
+    klass = SchoolClass.objects.filter(grade__college__campus=campus).order_by("-grade__year", "code").first()
+
+    def holder(role: str, **unit) -> object:
+        return Assignment.objects.filter(role=role, **unit).select_related("user").order_by("pk").first().user
+
+    return [
+        (Level.UNIVERSITY, university.pk, holder(Role.UNIVERSITY_ADMIN, university=university), "university_admin"),
+        (Level.CAMPUS, campus.pk, holder(Role.CAMPUS_COORDINATOR, campus=campus), "campus_coordinator"),
+        (Level.SCHOOL_CLASS, klass.pk, holder(Role.COUNSELLOR, grade_id=klass.grade_id), "counsellor"),
+    ]
+
+
+def raw_read(*, level: str, unit_id: int, on: dt.date, slot_code: str) -> dict:
+    """The page's figures straight from the reports (the reference)."""
+    rollup = rollup_compute(on=on, slot_code=slot_code, level=level, unit_id=unit_id)
+    unit = rollup.get(level, unit_id)
+    children = rollup.children(level, unit_id)
+    where, params = "", [slot_code, on - dt.timedelta(days=TREND_DAYS - 1), on]
+    column = _REPORT_COLUMN.get(level)
+    if column:
+        where = f"AND r.{column} = %s"
+        params.append(unit_id)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT r.date, COUNT(*), SUM(CASE WHEN r.abnormal THEN 1 ELSE 0 END) "
+            "FROM reports_dailyreport r JOIN reports_checkinslot sl ON sl.id = r.slot_id "
+            f"WHERE sl.code = %s AND r.date BETWEEN %s AND %s {where} GROUP BY r.date",
+            params,
+        )
+        trend = cursor.fetchall()
+    students = Student.objects.filter(enrolment_status=EnrolmentStatus.ENROLLED)
+    if column:
+        students = students.filter(**{column: unit_id})
+    slots = CheckinSlot.objects.filter(code=slot_code, active=True).values("campus_id")
+    expected = students.filter(campus_id__in=slots).count()
+    return {"unit": unit.counts if unit else None, "children": len(children), "trend": trend, "expected": expected}
+
+
+def measure(*, on: dt.date, today: dt.date, slot_code: str = "morning", repeats: int = 20) -> dict:
+    out: dict = {"past_day": on.isoformat(), "today": today.isoformat(), "slot": slot_code, "pages": {}}
+    for level, unit_id, user, role in cases():
+        client = Client()
+        client.force_login(user)
+        for day_kind, day in (("past", on), ("live", today)):
+            url = f"/dashboard/?unit={level}:{unit_id}&slot={slot_code}"
+            if day_kind == "past":
+                url += f"&date={day.isoformat()}"
+            reset_queries()  # a request resets the log: start from empty
+            with CaptureQueriesContext(connection) as captured:
+                response = client.get(url)
+            if response.status_code != 200:
+                raise RuntimeError(f"{url} answered {response.status_code}")
+            page = timings(lambda client=client, url=url: client.get(url), repeats=repeats, warmup=0)
+            started = time.perf_counter()
+            raw_read(level=level, unit_id=unit_id, on=day, slot_code=slot_code)
+            first = time.perf_counter() - started
+            raw = [first]
+            if first < 0.5:
+                raw += timings(
+                    lambda level=level, unit_id=unit_id, day=day: raw_read(
+                        level=level, unit_id=unit_id, on=day, slot_code=slot_code
+                    ),
+                    repeats=4,
+                    warmup=0,
+                )
+            reset_queries()  # a request resets the log: start from empty
+            with CaptureQueriesContext(connection) as raw_captured:
+                raw_read(level=level, unit_id=unit_id, on=day, slot_code=slot_code)
+            out["pages"][f"{level}/{day_kind}"] = {
+                "unit_id": unit_id,
+                "as": role,
+                "page": summary(page),
+                "queries": len(captured.captured_queries),
+                "bytes": len(response.content),
+                "raw_read": summary(raw),
+                "raw_read_queries": len(raw_captured.captured_queries),
+            }
+    return out

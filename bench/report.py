@@ -1,0 +1,275 @@
+"""The results table: every target of issue 6 as one row (figure, reference measured in
+the same run, ratio, target, met or MISSED), computed from the measurements' JSON.
+
+``python -m bench.report [bench/results/latest.json]`` prints the Markdown table that
+bench/README.md keeps.  A measurement that failed gives MISSED rows with its error.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+from bench.core import check
+
+
+def _get(data: dict, *path, default=None):
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return default
+        data = data[key]
+    return data
+
+
+def _failed(results: dict, name: str, ids: list[tuple[str, str, str]]) -> list[dict]:
+    error = None
+    for part in (_get(results, "measurements", name) or {}).values():
+        if isinstance(part, dict) and part.get("error"):
+            error = part["error"]
+    note = f"failed: {error}" if error else "not run"
+    return [check(i, what, None, "", target=target, met=False, note=note) for i, what, target in ids]
+
+
+def _growth(large: float | None, small: float | None) -> float | None:
+    return large / small if large and small else None
+
+
+def checks_from(results: dict) -> list[dict]:
+    config = results.get("config", {})
+    scale = f"{config.get('small_students', 0):,} → {config.get('students', 0):,}"
+    factor = (config.get("students") or 1) / (config.get("small_students") or 1)
+    out: list[dict] = []
+    m = results.get("measurements", {})
+
+    # 1. submissions
+    s = _get(m, "submit", "large", "result")
+    if s and "product" in s:
+        p, c = s["product"], s["ceiling"]
+        conn = _get(s, "wrk", "connections", default=0)
+        what = "1 POST /api/v1/reports/ (gunicorn, wrk)"
+        out.append(
+            check("1a", what + ": submissions/s", p["per_second"], "/s", target="≥ 400/s", met=p["per_second"] >= 400,
+                  reference="ceiling view, raw upsert", reference_figure=c["per_second"], ratio_kind="of")
+        )  # fmt: skip
+        share = p["per_second"] / c["per_second"] if c["per_second"] else 0
+        out.append(
+            check("1b", what + ": share of the ceiling", p["per_second"], "/s", target="≥ 0.6 of ceiling",
+                  met=share >= 0.6, reference="ceiling view, raw upsert", reference_figure=c["per_second"],
+                  ratio_kind="of")
+        )  # fmt: skip
+        p99 = p["latency_us"]["p99"] / 1000
+        out.append(
+            check("1c", what + ": p99 latency", p99, "ms", target="< 300 ms", met=p99 < 300,
+                  reference="ceiling p99", reference_figure=c["latency_us"]["p99"] / 1000, ratio_kind="times",
+                  note=f"{conn} connections")
+        )  # fmt: skip
+        out.append(
+            check("1d", what + ": errors", p["error_count"], "", target="0", met=p["error_count"] == 0,
+                  reference="ceiling errors", reference_figure=c["error_count"],
+                  note=f"statuses {p['statuses']}")
+        )  # fmt: skip
+        lost = p["acknowledged"] - p["acknowledged_found"]
+        sound = lost == 0 and p["unique_ids"] == p["acknowledged"] and 0 <= p["in_flight_at_stop"] <= conn
+        out.append(
+            check("1e", what + ": acknowledged but not stored", lost, "", target="0 (ack = stored)", met=sound,
+                  note=f"{p['acknowledged']} acknowledged, {p['stored']} stored "
+                       f"({p['in_flight_at_stop']} in flight when wrk stopped), {p['wrapped']} repeated students")
+        )  # fmt: skip
+    else:
+        target = "≥ 400/s, ≥ 0.6 of ceiling, p99 < 300 ms"
+        out += _failed(results, "submit", [("1a", "1 POST /api/v1/reports/", target)])
+
+    # 2. roll-up
+    r = _get(m, "rollup", "large", "result")
+    if r:
+        what = "2 nightly roll-up, one day"
+        t = r["rollup"]["median_ms"] / 1000
+        sql = r["hand_sql"]["median_ms"] / 1000
+        out.append(check("2a", what, t, "s", target="≤ 1 s", met=t <= 1, reference="hand-written SQL",
+                         reference_figure=sql, ratio_kind="times"))  # fmt: skip
+        out.append(check("2b", what + " vs hand-written SQL", t, "s", target="≤ 1.5× SQL", met=t / sql <= 1.5,
+                         reference="hand-written SQL", reference_figure=sql, ratio_kind="times",
+                         note="" if r["hand_sql_matches_rollup"] else "SQL and roll-up DISAGREE"))  # fmt: skip
+        naive = r["naive"]["extrapolated_seconds"]
+        note = f"naive timed on {r['naive']['sample_classes']} of {r['classes']} classes, extrapolated"
+        out.append(check("2c", what + " vs naive ORM loop", t, "s", target="≥ 100× faster",
+                         met=bool(naive) and naive / t >= 100, reference="naive per-class ORM loop",
+                         reference_figure=naive, ratio_kind="faster", note=note))  # fmt: skip
+        small = _get(m, "rollup", "small", "result", "rollup", "median_ms")
+        g = _growth(r["rollup"]["median_ms"], small)
+        out.append(check("2d", f"{what}: growth {scale}", g, "×", target=f"≤ {factor:.0f}× (linear)",
+                         met=g is not None and g <= factor, reference="time at the small size",
+                         reference_figure=small / 1000 if small else None, reference_unit="s"))  # fmt: skip
+    else:
+        out += _failed(results, "rollup", [("2a", "2 nightly roll-up", "≤ 1 s, ≤ 1.5× SQL, ≥ 100× naive")])
+
+    # 3. missing list
+    ml = _get(m, "missing", "large", "result", "levels")
+    if ml:
+        targets = {"school_class": ("3a", 50), "college": ("3b", None), "campus": ("3c", 300)}
+        for level, (cid, limit) in targets.items():
+            row = ml[level]
+            p95 = row["api"]["p95_ms"]
+            out.append(
+                check(cid, f"3 missing list API, {level} p95 ({row['missing']} missing)", p95, "ms",
+                      target=f"≤ {limit} ms" if limit else "—", met=(p95 <= limit) if limit else None,
+                      reference="bare SQL p95", reference_figure=row["bare_sql"]["p95_ms"], ratio_kind="times",
+                      note=f"{row['queries']} queries, as {row['as']}")
+            )  # fmt: skip
+        small = _get(m, "missing", "small", "result", "levels", "campus", "api", "p95_ms")
+        g = _growth(ml["campus"]["api"]["p95_ms"], small)
+        out.append(check("3d", f"3 missing list, campus: growth {scale}", g, "×", target=f"≤ {factor:.0f}× (linear)",
+                         met=g is not None and g <= factor, reference="p95 at the small size",
+                         reference_figure=small, reference_unit="ms"))  # fmt: skip
+    else:
+        out += _failed(results, "missing", [("3a", "3 missing list API", "class ≤ 50 ms, campus ≤ 300 ms p95")])
+
+    # 4. dashboards
+    pages = _get(m, "dashboard", "large", "result", "pages")
+    if pages:
+        for n, (key, row) in enumerate(pages.items()):
+            p95 = row["page"]["p95_ms"]
+            raw = row["raw_read"]["median_ms"]
+            faster = raw / row["page"]["median_ms"] if row["page"]["median_ms"] else 0
+            out.append(
+                check(f"4{chr(97 + n)}", f"4 dashboard {key} p95", p95, "ms", target="≤ 150 ms; ≥ 100× faster",
+                      met=p95 <= 150 and faster >= 100, reference="raw reports read (median)", reference_figure=raw,
+                      ratio_kind="faster", note=f"{row['queries']} queries, as {row['as']}")
+            )  # fmt: skip
+    else:
+        out += _failed(results, "dashboard", [("4a", "4 dashboard pages", "p95 ≤ 150 ms; ≥ 100× faster than raw")])
+
+    # 5. imports
+    im = _get(m, "import") or {}
+    csv_s = _get(im, "csv", "result", "seconds")
+    if csv_s is not None:
+        copy_s = _get(im, "copy", "result", "seconds")
+        out.append(check("5a", "5 roster import, CSV", csv_s, "s", target="≤ 10 s", met=csv_s <= 10,
+                         reference="raw COPY of the rows", reference_figure=copy_s, ratio_kind="times",
+                         note=f"{_get(im, 'csv', 'result', 'rows')} rows"))  # fmt: skip
+        xlsx_s = _get(im, "xlsx", "result", "seconds")
+        parse_s = _get(im, "parse_xlsx", "result", "seconds")
+        out.append(check("5b", "5 roster import, XLSX", xlsx_s, "s", target="≤ 1.5× bare parse",
+                         met=bool(xlsx_s and parse_s) and xlsx_s / parse_s <= 1.5,
+                         reference="openpyxl read-only parse", reference_figure=parse_s,
+                         ratio_kind="times"))  # fmt: skip
+        ie = _get(im, "import_export", "result")
+        ie_total = None
+        note = ""
+        if ie:
+            total = _get(im, "import_export", "total_rows") or ie["rows"]
+            ie_total = ie["seconds"] * total / ie["rows"]
+            note = f"import-export timed on {ie['rows']:,} rows" + (", extrapolated" if total > ie["rows"] else "")
+        else:
+            note = f"import-export: {_get(im, 'import_export', 'error', default='not run')}"
+        out.append(check("5c", "5 roster import, CSV vs django-import-export", csv_s, "s", target="≥ 10× faster",
+                         met=bool(ie_total) and ie_total / csv_s >= 10, reference="django-import-export (tuned)",
+                         reference_figure=ie_total, ratio_kind="faster", note=note))  # fmt: skip
+        small = _get(im, "csv_small", "result", "seconds")
+        g = _growth(csv_s, small)
+        out.append(check("5d", f"5 roster import, CSV: growth {scale}", g, "×", target=f"≤ {factor:.0f}× (linear)",
+                         met=g is not None and g <= factor, reference="time at the small size",
+                         reference_figure=small, reference_unit="s"))  # fmt: skip
+    else:
+        err = _get(im, "csv", "error", default="not run")
+        out.append(check("5a", "5 roster import", None, "", target="CSV ≤ 10 s", met=False, note=f"failed: {err}"))
+
+    # 6. reminders
+    rm = _get(m, "reminders", "large", "result")
+    if rm:
+        per = rm["per_student"]
+        out.append(check("6a", "6 reminder round through a Celery worker", rm["done_seconds"], "s", target="≤ 30 s",
+                         met=rm["done_seconds"] <= 30, reference=f"enqueue {per['tasks']:,} tiny tasks",
+                         reference_figure=per["enqueue_seconds"], ratio_kind="faster",
+                         note=f"{rm['notifications']:,} reminded"))  # fmt: skip
+        out.append(check("6b", "6 reminder round: time to enqueue", rm["enqueue_seconds"], "s",
+                         target="≥ 25× faster", met=per["enqueue_seconds"] / max(rm["enqueue_seconds"], 1e-9) >= 25,
+                         reference="one task per student", reference_figure=per["enqueue_seconds"],
+                         ratio_kind="faster", note=f"{rm['tasks_enqueued']} tasks vs {per['tasks']:,}"))  # fmt: skip
+        out.append(check("6c", "6 reminder round: students reminded", rm["notifications"], "",
+                         target="= expected", met=rm["notifications"] == rm["expected_students"] == rm["delivered"],
+                         reference="students expected", reference_figure=rm["expected_students"],
+                         ratio_kind="of"))  # fmt: skip
+    else:
+        out += _failed(results, "reminders", [("6a", "6 reminder round", "≤ 30 s; ≥ 25× faster to enqueue")])
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Printing
+# ---------------------------------------------------------------------------
+def _fmt(value, unit: str = "") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
+    else:
+        text = f"{value:,}"
+    return f"{text} {unit}".strip() if unit not in ("", "×") else f"{text}{unit}"
+
+
+def _ratio(row: dict) -> str:
+    r = row.get("ratio")
+    if r is None:
+        return "—"
+    return {"of": f"{r:.2f} of ref", "times": f"{r:.2f}× ref", "faster": f"{r:,.0f}× faster"}.get(
+        row["ratio_kind"], f"{r:.2f}"
+    )
+
+
+def _result(row: dict) -> str:
+    return "—" if row["met"] is None else "met" if row["met"] else "MISSED"
+
+
+def rows(results: dict) -> list[list[str]]:
+    out = []
+    for row in results.get("checks", []):
+        ref = _fmt(row["reference_figure"], row.get("reference_unit", row["unit"]))
+        reference = f"{row['reference']}: {ref}" if row["reference"] else "—"
+        out.append([row["id"], row["measurement"], _fmt(row["figure"], row["unit"]), reference, _ratio(row),
+                    row["target"], _result(row)])  # fmt: skip
+    return out
+
+
+HEADER = ["#", "measurement", "figure", "reference (same run)", "ratio", "target", "result"]
+
+
+def print_table(results: dict) -> None:
+    table = [HEADER, *rows(results)]
+    widths = [max(len(r[i]) for r in table) for i in range(len(HEADER))]
+    print()
+    for n, row in enumerate(table):
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)))
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+    for row in results.get("checks", []):
+        if row["note"]:
+            print(f"  {row['id']}: {row['note']}")
+    missed = [r["id"] for r in results.get("checks", []) if r["met"] is False]
+    print(f"\n{len(missed)} target(s) missed: {', '.join(missed)}" if missed else "\nevery target met")
+
+
+def markdown_table(results: dict) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    for row, data in zip(rows(results), results.get("checks", []), strict=True):
+        cells = [c.replace("|", "\\|") for c in row]
+        if data["met"] is False:
+            cells[-1] = "**MISSED**"
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    path = Path(argv[0]) if argv else Path(__file__).with_name("results") / "latest.json"
+    results = json.loads(path.read_text())
+    print(markdown_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
