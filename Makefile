@@ -23,11 +23,11 @@ REQUIREMENTS := requirements.txt requirements-dev.txt
 # out a different requirements file triggers one reinstall and nothing else does.
 STAMP := $(VENV)/.installed-$(shell cat $(REQUIREMENTS) | sha256sum | cut -c1-16)
 # compilemessages walks the whole tree: keep it out of the virtualenv and var/.
-I18N_IGNORE := --ignore=.venv --ignore=var --ignore=node_modules
+I18N_IGNORE := --ignore=.venv --ignore=.venv-bench --ignore=var --ignore=node_modules
 
 export PORT
 
-.PHONY: help install assets browser gettext messages compilemessages lint fmt test run clean distclean
+.PHONY: help install assets browser gettext messages compilemessages lint fmt test run bench clean distclean
 
 help:
 	@echo "make run      install, migrate, load the demo university, start web + worker + beat (PORT=$(PORT), STUDENTS=$(STUDENTS))"
@@ -38,8 +38,9 @@ help:
 	@echo "make lint     ruff check and ruff format --check"
 	@echo "make fmt      ruff format and ruff check --fix"
 	@echo "make messages update locale/en/LC_MESSAGES/django.po from the code (then fill in msgstr)"
+	@echo "make bench    the benchmark suite on PostgreSQL + Redis, ~20 min (bench/README.md; BENCH_STUDENTS, BENCH_DAYS)"
 	@echo "make clean    remove caches, compiled catalogs and collected static files"
-	@echo "make distclean  clean, and remove .venv and var/ (the demo database too)"
+	@echo "make distclean  clean, and remove .venv, .venv-bench and var/ (the demo database too)"
 
 install: $(STAMP) assets
 
@@ -104,7 +105,7 @@ compilemessages: install gettext
 
 # English only: the zh_Hans catalog is django-filter's, copied (see its header).
 messages: install gettext
-	$(MANAGE) makemessages -l en --ignore='.venv/*' --ignore='var/*' --ignore='node_modules/*' --no-obsolete --add-location=file
+	$(MANAGE) makemessages -l en --ignore='.venv/*' --ignore='.venv-bench/*' --ignore='var/*' --ignore='node_modules/*' --no-obsolete --add-location=file
 
 lint: install
 	$(BIN)/ruff check .
@@ -137,10 +138,39 @@ run: install assets gettext
 	@$(MANAGE) demo_accounts var/demo-accounts.json --url http://127.0.0.1:$(PORT)/admin/
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --procfile Procfile --port $(PORT)
 
+# The benchmark suite (bench/README.md): PostgreSQL and Redis on this machine (started
+# when down, as .ci/run does), its own virtualenv .venv-bench from requirements-bench.txt
+# (django-import-export and the profilers stay out of .venv), and wrk from Debian.
+# Not part of `make test`.  BENCH_ARGS: e.g. "--only rollup,missing" or "--reuse".
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed-$(shell cat requirements.txt requirements-bench.txt | sha256sum | cut -c1-16)
+BENCH_ARGS ?=
+
+$(BENCH_STAMP):
+	@if [ ! -x $(BENCH_VENV)/bin/python ]; then \
+		echo "Creating $(BENCH_VENV) with $(PYTHON)"; \
+		$(PYTHON) -m venv $(BENCH_VENV); \
+	fi
+	@echo "Installing requirements-bench.txt into $(BENCH_VENV)"
+	@$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	@rm -f $(BENCH_VENV)/.installed-*
+	@touch $@
+
+bench: $(BENCH_STAMP)
+	@if ! command -v wrk >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "Installing wrk (load generator)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+		else \
+			echo "wrk not found: measurement 1 will fail (sudo apt-get install wrk)" >&2; \
+		fi; \
+	fi
+	$(BENCH_VENV)/bin/python -m bench.run $(BENCH_ARGS)
+
 clean:
 	rm -rf var/staticfiles var/celery .ruff_cache .pytest_cache .hypothesis
 	find . -path ./.venv -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 	find locale -name '*.mo' -delete
 
 distclean: clean
-	rm -rf $(VENV) var node_modules static/vendor
+	rm -rf $(VENV) $(BENCH_VENV) var node_modules static/vendor
