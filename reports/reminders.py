@@ -27,8 +27,9 @@ from django.utils.translation import gettext as _
 from campuses.models import Assignment, Role
 from campuses.scoping import scope_for
 from notifications.services import notify
-from reports.models import CheckinSlot, DailyReport, Excusal
+from reports.models import CheckinSlot, DailyReport
 from reports.reminder_models import Anchor, ReminderRun, ReminderStep, StepKind
+from reports.selectors import excusals_on
 from students.models import EnrolmentStatus, Student
 
 logger = logging.getLogger(__name__)
@@ -45,9 +46,7 @@ STUDENT_STEPS = frozenset({StepKind.STUDENTS_ALL, StepKind.STUDENTS_MISSING})
 def expected_students(*, slot: CheckinSlot, on: dt.date, missing_only: bool) -> QuerySet[Student]:
     """Enrolled students of the slot's campus who are not excused on ``on``; with
     ``missing_only``, only those without a report for (``on``, ``slot``)."""
-    excused = Excusal.objects.filter(
-        Q(ends_on__isnull=True) | Q(ends_on__gte=on), student_id=OuterRef("pk"), starts_on__lte=on
-    )
+    excused = excusals_on(on).filter(student_id=OuterRef("pk"))
     qs = Student.objects.filter(campus_id=slot.campus_id, enrolment_status=EnrolmentStatus.ENROLLED).filter(
         ~Exists(excused)
     )
