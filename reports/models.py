@@ -311,6 +311,8 @@ class DailyReport(models.Model):
             models.Index(fields=["date", "slot", "grade"], name="report_date_slot_grade"),
             models.Index(fields=["date", "slot", "college"], name="report_date_slot_college"),
             models.Index(fields=["date", "slot", "campus"], name="report_date_slot_campus"),
+            # Cluster detection and the abnormal ledger read only the abnormal reports of a window.
+            models.Index(fields=["date"], condition=Q(abnormal=True), name="report_abnormal_date"),
             # The counsellors' follow-up list: only open rows are indexed, so it stays small.
             models.Index(fields=["school_class", "date"], condition=Q(follow_up="open"), name="report_follow_up_open"),
         ]
