@@ -180,6 +180,15 @@ def test_counsellor_sees_only_their_grade(page, scene):
     page.goto("/dashboard/today/")
     assert a.students[5].name in page.locator("#missing").inner_text()
     shot(page, "morning-page-counsellor")
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    page.goto("/dashboard/")
+    page.wait_for_selector("#trend-chart canvas")
+    shot(page, "dashboard-counsellor-phone")
+    wide = page.evaluate(
+        "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > 391)"
+        ".filter(e => !e.closest('.table-wrap')).map(e => e.tagName + '.' + e.className).slice(0, 10)"
+    )
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390, wide  # tables scroll, not the page
 
 
 def test_counsellor_marks_contacted_from_the_missing_list(page, scene):
