@@ -5,6 +5,7 @@ snapshots, and the actions (contacted, proxy report, follow-up, sign-off)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 
 import pytest
@@ -13,6 +14,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from campuses.models import Assignment, Role
 from reports.models import DailyReport, ReportSource
 from reports.rollup import rollup_compile_day
 from reports.rollup_models import SignOff, SignOffState
@@ -134,6 +136,31 @@ def test_counsellor_sees_only_their_grade(client, world, day):
     assert client.get(f"/dashboard/students/{b.students[0].pk}/").status_code == 404
     # The breadcrumb names the campus and the college without linking to them.
     assert f'data-unit-link="campus:{a.campus.pk}"' not in text
+
+
+def test_user_with_two_grades_switches_between_them(client, world, day):
+    a, b = world["A"], world["B"]
+    Assignment.objects.create(user=a.counsellor, role=Role.COUNSELLOR, grade=b.grade)
+    client.force_login(a.counsellor)
+
+    text = client.get("/dashboard/").text
+    switcher = text[text.index('class="switcher"') :]
+    switcher = switcher[: switcher.index("</nav>")]
+
+    assert f"unit=grade%3A{a.grade.pk}" in switcher and f"unit=grade%3A{b.grade.pk}" in switcher
+    other = client.get(unit_url(f"grade:{b.grade.pk}"))
+    assert other.status_code == 200
+    assert as_ints(card_figures(other.text, "morning")) == expected_figures(
+        on=day.today, slot_code="morning", grade=b.grade
+    )
+    assert client.get(unit_url(f"campus:{b.campus.pk}")).status_code == 404
+
+
+def test_expired_duty_roster_sees_no_units(client, world, day):
+    text = page(client, world["A"].expired_duty)
+
+    assert "没有可显示的院系单位" in text
+    assert client.get(unit_url(f"college:{world['A'].college.pk}")).status_code == 404
 
 
 def test_foreign_or_malformed_unit_is_not_found(client, world, day):
@@ -321,8 +348,6 @@ def test_trend_chart_data_has_thirty_days(client, world, day):
     text = page(client, world["A"].coordinator)
 
     data = re.search(r'<script id="trend-data" type="application/json">(.*?)</script>', text, re.S).group(1)
-    import json
-
     trend = json.loads(data)
     assert len(trend["dates"]) == 30
     yesterday = expected_figures(on=day.yesterday, slot_code="morning", campus=world["A"].campus)
