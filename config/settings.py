@@ -300,6 +300,9 @@ TONGXIN = {
     "NOTIFY_LEASE_SECONDS": 300,
     "NOTIFY_DISPATCH_LIMIT": 500,
     "NOTIFY_RETENTION_DAYS": 365,
+    # Campus- and university-level live figures on the dashboard are cached this long
+    # (seconds; 0 = always live).  College, grade and class pages are always live.
+    "DASHBOARD_LIVE_SECONDS": env.int("TONGXIN_DASHBOARD_LIVE_SECONDS", default=60),
     # Cluster alerts (聚集性预警): this many distinct students with an abnormal report in
     # the same room / building / class within the window raise one alert.
     "CLUSTER_MIN_CASES": env.int("TONGXIN_CLUSTER_MIN_CASES", default=3),
