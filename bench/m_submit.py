@@ -156,7 +156,7 @@ def run_wrk(
         "wrk",
         f"-t{threads}",
         f"-c{connections}",
-        f"-d{seconds}s",
+        f"-d{max(1, round(seconds))}s",  # wrk takes whole seconds
         "--timeout",
         "10s",
         "-s",
@@ -169,7 +169,9 @@ def run_wrk(
         str(threads),
         str(run),
     ]
-    subprocess.run(command, env={**os.environ, "BENCH_WRK_OUT": str(out)}, check=True, capture_output=True)
+    done = subprocess.run(command, env={**os.environ, "BENCH_WRK_OUT": str(out)}, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout[-500:]} {done.stderr[-500:]}")
     result = json.loads(out.read_text())
     result["seconds"] = result["duration_us"] / 1e6
     ok = sum(n for code, n in result["statuses"].items() if code in ("200", "201"))
@@ -243,8 +245,8 @@ def measure(
     for run in runs.values():
         ids = [int(i) for i in run.pop("ids")]
         run["acknowledged_ids"] = len(ids)
-        run["acknowledged_found"] = _found(ids)
         run["unique_ids"] = len(set(ids))
+        run["acknowledged_found"] = _found(sorted(set(ids)))  # distinct acknowledged reports in the table
         run["in_flight_at_stop"] = run["stored"] - run["acknowledged"]
     removed = bench_slot_teardown()
     return {

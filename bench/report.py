@@ -70,7 +70,7 @@ def checks_from(results: dict) -> list[dict]:
                   reference="ceiling errors", reference_figure=c["error_count"],
                   note=f"statuses {p['statuses']}")
         )  # fmt: skip
-        lost = p["acknowledged"] - p["acknowledged_found"]
+        lost = p["unique_ids"] - p["acknowledged_found"]
         sound = lost == 0 and p["unique_ids"] == p["acknowledged"] and 0 <= p["in_flight_at_stop"] <= conn
         out.append(
             check("1e", what + ": acknowledged but not stored", lost, "", target="0 (ack = stored)", met=sound,

@@ -1,0 +1,215 @@
+"""Smoke test of the benchmark suite (bench/, ``make bench``): every measurement runs at a
+tiny size on the test's database, and its results go through the table code, so the
+benchmark cannot rot between full runs.  The figures mean nothing at this size; the
+test checks that each measurement runs, that its JSON has the expected shape and that
+its figures are numbers.
+
+What needs more than the test database is skipped with the reason: the wrk + gunicorn
+load of measurement 1 and the raw COPY of measurement 5 need PostgreSQL (and wrk),
+django-import-export lives in the benchmark's own virtualenv (.venv-bench) only.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from bench import data, m_dashboard, m_import, m_missing, m_reminders, m_rollup, m_submit
+from bench.report import checks_from, markdown_table
+from reports.models import CheckinSlot, DailyReport
+from reports.rollup_models import RollupSnapshot
+from students.models import Student
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+STUDENTS = 150
+DAYS = 5
+
+
+@pytest.fixture
+def university():
+    """150 students, 5 days of reports (3 generated + 2 repeated on PostgreSQL), 8 days
+    of snapshots: the benchmark's own data path at a tiny size."""
+    return data.build(students=STUDENTS, days=DAYS, snapshot_days=8, template_days=3, log=lambda _m: None)
+
+
+def _yesterday() -> dt.date:
+    return timezone.localdate() - dt.timedelta(days=1)
+
+
+def _numbers(*values) -> bool:
+    return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+
+
+def _rows(name: str, large: dict, small: dict | None = None, prefix: str = "") -> list[dict]:
+    """The table rows a measurement's result gives (as bench.run would assemble it)."""
+    part = {"large": {"result": large}}
+    if small is not None:
+        part["small"] = {"result": small}
+    results = {"config": {"students": STUDENTS, "small_students": STUDENTS}, "measurements": {name: part}}
+    results["checks"] = checks_from(results)
+    assert markdown_table(results).startswith("| # |")
+    return [c for c in results["checks"] if c["id"].startswith(prefix)]
+
+
+def _assert_checked(rows: list[dict]) -> None:
+    assert rows
+    for row in rows:
+        assert set(row) >= {"id", "measurement", "figure", "reference_figure", "ratio", "target", "met"}
+        assert _numbers(row["figure"]), row
+        assert row["met"] in (True, False, None)
+
+
+def test_data_has_history_and_a_year_of_snapshot_shape(university):
+    assert Student.objects.count() == STUDENTS
+    assert university["reports"] == DailyReport.objects.count() > STUDENTS * DAYS * 0.8
+    oldest = DailyReport.objects.order_by("date").values_list("date", flat=True).first()
+    assert oldest == timezone.localdate() - dt.timedelta(days=DAYS)
+    assert RollupSnapshot.objects.filter(date=_yesterday()).exists()
+    if connection.vendor == "postgresql":
+        assert university["reports_repeated"] > 0 and university["snapshots_repeated"] > 0
+
+
+def test_rollup_measurement(university):
+    result = m_rollup.measure(on=_yesterday(), repeats=1, naive_sample=3)
+    assert result["hand_sql_matches_rollup"], result["hand_sql_mismatched_classes"]
+    assert _numbers(result["rollup"]["median_ms"], result["hand_sql"]["median_ms"], result["rollup_queries"])
+    assert result["naive"]["sample_classes"] == 3 and result["naive"]["queries_per_class"] > 5
+    _assert_checked(_rows("rollup", result, result, "2"))
+
+
+def test_missing_list_measurement(university):
+    result = m_missing.measure(on=_yesterday(), repeats=2)
+    assert set(result["levels"]) == {"school_class", "college", "campus"}
+    for level in result["levels"].values():
+        assert _numbers(level["api"]["p95_ms"], level["bare_sql"]["p95_ms"], level["queries"], level["missing"])
+        assert level["bare_sql_statements"] >= 1
+    _assert_checked(_rows("missing", result, result, "3"))
+
+
+def test_dashboard_measurement(university):
+    result = m_dashboard.measure(on=_yesterday(), today=timezone.localdate(), repeats=2)
+    assert set(result["pages"]) == {f"{lvl}/{day}" for lvl in ("university", "campus", "school_class")
+                                    for day in ("past", "live")}  # fmt: skip
+    for page in result["pages"].values():
+        assert _numbers(page["page"]["p95_ms"], page["raw_read"]["median_ms"], page["queries"])
+        assert page["queries"] > 0
+    _assert_checked(_rows("dashboard", result, prefix="4"))
+
+
+def test_submission_probe_and_ceiling(university, settings, tmp_path):
+    """One submission and one ceiling request in this process (statuses, queries)."""
+    settings.ROOT_URLCONF = "bench.urls"
+    data.bench_slot_setup()
+    tokens = tmp_path / "tokens.txt"
+    assert m_submit.write_tokens(tokens, limit=5) == 5
+    queries = m_submit.probe_queries(tokens.read_text().split()[0], 0)
+    assert queries["product"] > queries["ceiling"] == 1
+    assert DailyReport.objects.filter(slot__code=data.BENCH_SLOT).count() == 2
+    assert data.bench_slot_teardown() == 2
+    assert not CheckinSlot.objects.filter(code=data.BENCH_SLOT).exists()
+
+
+def _server_env() -> dict[str, str]:
+    """The environment of a gunicorn serving the test database."""
+    url = urlsplit(os.environ["DATABASE_URL"])
+    name = connection.settings_dict["NAME"]
+    return {
+        **os.environ,
+        "DATABASE_URL": urlunsplit(url._replace(path=f"/{name}")),
+        "PYTHONPATH": str(settings.BASE_DIR),
+        "JWT_ACCESS_MINUTES": "60",
+        "TONGXIN_THROTTLE_CHECKIN": "100000/min",
+    }
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")
+def test_submission_load_under_gunicorn(university, settings, tmp_path):
+    if connection.vendor != "postgresql":
+        pytest.skip("the wrk + gunicorn load needs PostgreSQL: SQLite serialises the servers' concurrent writes")
+    settings.ROOT_URLCONF = "bench.urls"  # the in-process probe; the server gets bench.settings
+    result = m_submit.measure(
+        server_env=_server_env(), workdir=tmp_path, seconds=1, connections=4, workers=1, threads=2, warmup_seconds=1
+    )
+    for run in (result["product"], result["ceiling"]):
+        assert _numbers(run["per_second"], run["latency_us"]["p99"], run["error_count"])
+        assert run["acknowledged"] > 0 and run["acknowledged_found"] == run["unique_ids"]
+    assert not CheckinSlot.objects.filter(code=data.BENCH_SLOT).exists()
+    _assert_checked(_rows("submit", result, prefix="1"))
+
+
+@pytest.mark.celery_worker
+def test_reminder_round_through_a_real_worker(university, celery_worker):
+    today = timezone.localdate()
+    result = m_reminders.measure_round(today=today, timeout=60, worker=celery_worker.process)
+    assert result["notifications"] == result["expected_students"] == result["delivered"] > 0
+    result["per_student"] = m_reminders.enqueue_per_student(20)
+    assert result["per_student"]["purged"] >= 20
+    assert _numbers(result["done_seconds"], result["enqueue_seconds"], result["per_student"]["enqueue_seconds"])
+    _assert_checked(_rows("reminders", result, prefix="6"))
+    again = m_reminders.measure_inprocess(today=today)
+    assert again["recipients"] == result["expected_students"] and again["queries"] > 0
+
+
+@pytest.fixture
+def roster(university, tmp_path) -> Path:
+    """A 40-row roster of new students as CSV and XLSX (bench/roster_gen.py's rows)."""
+    from openpyxl import Workbook
+
+    from bench.roster_gen import rows
+    from students.roster import HEADERS
+
+    data_rows = list(rows(40))
+    base = tmp_path / "roster"
+    with open(f"{base}.csv", "w", newline="", encoding="utf-8-sig") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HEADERS)
+        writer.writerows([row[h] for h in HEADERS] for row in data_rows)
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("花名册")
+    sheet.append(list(HEADERS))
+    for row in data_rows:
+        sheet.append([row[h] for h in HEADERS])
+    workbook.save(f"{base}.xlsx")
+    return base
+
+
+def test_roster_import_measurement(roster):
+    csv_path, xlsx_path = Path(f"{roster}.csv"), Path(f"{roster}.xlsx")
+    result = {
+        "csv": {"result": m_import.import_product(csv_path, rollback=True)},
+        "xlsx": {"result": m_import.import_product(xlsx_path, rollback=True)},
+        "parse_xlsx": {"result": m_import.parse_xlsx(xlsx_path)},
+        "csv_small": {"result": m_import.import_product(csv_path, rollback=True)},
+    }
+    assert Student.objects.count() == STUDENTS  # rolled back
+    assert result["csv"]["result"]["created"] == result["xlsx"]["result"]["created"] == 40
+    assert result["parse_xlsx"]["result"]["rows"] == 40
+    if connection.vendor == "postgresql":
+        result["copy"] = {"result": m_import.copy_raw(csv_path, rollback=True)}
+        assert result["copy"]["result"]["rows"] == 40
+    results = {"config": {"students": 40, "small_students": 40}, "measurements": {"import": result}}
+    rows = [c for c in checks_from(results) if c["id"] in ("5a", "5b", "5d")]
+    _assert_checked(rows)
+
+
+def test_copy_reference_needs_postgresql(roster):
+    if connection.vendor == "postgresql":
+        pytest.skip("runs on SQLite only: checks the refusal")
+    with pytest.raises(NotImplementedError):
+        m_import.copy_raw(Path(f"{roster}.csv"))
+
+
+@pytest.mark.skipif(not m_import.import_export_available(), reason="django-import-export is in .venv-bench only")
+def test_import_export_reference(roster):
+    result = m_import.import_ie(Path(f"{roster}.csv"), rows=30, rollback=True)
+    assert result["rows"] == 30 and _numbers(result["seconds"], result["queries"])
