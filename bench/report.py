@@ -216,9 +216,8 @@ def _ratio(row: dict) -> str:
     r = row.get("ratio")
     if r is None:
         return "—"
-    return {"of": f"{r:.2f} of ref", "times": f"{r:.2f}× ref", "faster": f"{r:,.0f}× faster"}.get(
-        row["ratio_kind"], f"{r:.2f}"
-    )
+    faster = f"{r:,.0f}× faster" if r >= 10 else f"{r:.2g}× faster"
+    return {"of": f"{r:.2f} of ref", "times": f"{r:.2f}× ref", "faster": faster}.get(row["ratio_kind"], f"{r:.2f}")
 
 
 def _result(row: dict) -> str:
