@@ -262,11 +262,68 @@ def markdown_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _steps(results: dict):
+    """(label, child payload, queries) for every step that ran."""
+    m = results.get("measurements", {})
+    r = lambda *path: _get(m, *path) or {}  # noqa: E731
+    sub = r("submit", "large", "result")
+    yield (
+        "1 submission (per request; ceiling)",
+        r("submit", "large"),
+        (f"{_get(sub, 'queries_per_request', 'product')}; {_get(sub, 'queries_per_request', 'ceiling')}"),
+    )
+    for size in ("large", "small"):
+        ro = r("rollup", size, "result")
+        yield (
+            f"2 roll-up, {size} (roll-up; hand SQL; naive per class)",
+            r("rollup", size),
+            (f"{ro.get('rollup_queries')}; {ro.get('hand_sql_queries')}; {_get(ro, 'naive', 'queries_per_class')}"),
+        )
+    for size in ("large", "small"):
+        levels = _get(m, "missing", size, "result", "levels") or {}
+        counts = "; ".join(f"{k} {v['queries']}" for k, v in levels.items())
+        yield f"3 missing list, {size} (per request)", r("missing", size), counts
+    pages = _get(m, "dashboard", "large", "result", "pages") or {}
+    yield "4 dashboards (per page)", r("dashboard", "large"), "; ".join(f"{k} {v['queries']}" for k, v in pages.items())
+    for key in ("csv", "xlsx", "parse_xlsx", "copy", "import_export", "csv_small", "xlsx_small"):
+        yield f"5 import: {key}", r("import", key), _get(r("import", key), "result", "queries", default="—")
+    rm = r("reminders", "large", "result")
+    yield "6 reminder round (the measuring process)", r("reminders", "large"), "—"
+    yield (
+        "6 same round in process, small",
+        r("reminders", "small_inprocess"),
+        _get(r("reminders", "small_inprocess"), "result", "queries", default="—"),
+    )
+    if rm:
+        yield "6 Celery worker", {"peak_rss_mb": rm.get("worker_peak_rss_mb")}, "—"
+    if sub:
+        yield "1 gunicorn worker", {"peak_rss_mb": sub.get("server_worker_peak_rss_mb")}, "—"
+
+
+def details_markdown(results: dict) -> str:
+    """SQL statements per operation, peak memory and load of every step."""
+    lines = [
+        "| step | SQL statements per operation | peak RSS (MiB) | of which at start | load before → after |",
+        "|---|---|---|---|---|",
+    ]
+    for label, payload, queries in _steps(results):
+        if not payload:
+            continue
+        load = f"{payload.get('load_before', ['—'])[0]} → {payload.get('load_after', ['—'])[0]}"
+        lines.append(
+            f"| {label} | {queries} | {payload.get('peak_rss_mb', '—')} | {payload.get('baseline_rss_mb', '—')} | "
+            f"{load if 'load_before' in payload else '—'} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     path = Path(argv[0]) if argv else Path(__file__).with_name("results") / "latest.json"
     results = json.loads(path.read_text())
     print(markdown_table(results))
+    print()
+    print(details_markdown(results))
     return 0
 
 
