@@ -20,13 +20,15 @@ import datetime as dt
 import logging
 
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from campuses.models import Assignment, Role
 from campuses.scoping import scope_for
-from notifications.services import notify
+from notifications.channels import GroupDigest
+from notifications.selectors import group_robots_for
+from notifications.services import group_digest_send, notify
 from reports.models import CheckinSlot, DailyReport
 from reports.reminder_models import Anchor, ReminderRun, ReminderStep, StepKind
 from reports.selectors import excusals_on
@@ -168,4 +170,24 @@ def _remind_staff(*, step: ReminderStep, on: dt.date) -> int:
             channels=_channels(step),
         )
         sent += 1
+    if step.kind == StepKind.COLLEGE_ADMINS:
+        _digest_to_college_robots(step=step, on=on, missing=missing)
     return sent
+
+
+def _digest_to_college_robots(*, step: ReminderStep, on: dt.date, missing: QuerySet[Student]) -> None:
+    """Each college's own group robot (WeCom / DingTalk) gets the count still missing per
+    class: counts and a link, never a name (the digest refuses anything else)."""
+    per_class: dict[int, dict[str, int]] = {}
+    rows = missing.values("college_id", "school_class__name").annotate(n=Count("id")).order_by("school_class__name")
+    for row in rows:
+        per_class.setdefault(row["college_id"], {})[row["school_class__name"]] = row["n"]
+    for college_id, counts in per_class.items():
+        robots = group_robots_for(college_id=college_id).filter(college_id=college_id)
+        for robot in robots:
+            digest = GroupDigest(
+                title=_("%(date)s %(slot)s 未报人数") % {"date": on.isoformat(), "slot": step.slot.get_code_display()},
+                counts={str(_("合计")): sum(counts.values()), **dict(list(counts.items())[:19])},
+                link=f"/dashboard/?date={on.isoformat()}&unit=college:{college_id}",
+            )
+            group_digest_send(robot=robot, digest=digest, dedupe_key=f"{_key(step, on)}:robot:{robot.pk}")

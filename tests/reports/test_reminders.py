@@ -163,3 +163,32 @@ def test_robot_channels_are_refused_on_a_personal_step(world, ladder):
     step.save()  # saved around the form: the dispatcher still never sends to a robot
     reminders_dispatch(now=local(6, 1))
     assert set(Delivery.objects.values_list("channel", flat=True)) == {"inapp"}
+
+
+def test_college_step_sends_its_group_robot_counts_and_a_link_only(world, ladder):
+    from notifications.models import GroupRobot
+
+    robot = GroupRobot.objects.create(
+        name="法学院辅导员群",
+        kind="wecom",
+        webhook_url="https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k",
+        college=world["A"].college,
+    )
+    GroupRobot.objects.create(
+        name="另一个学院",
+        kind="dingtalk",
+        webhook_url="https://oapi.dingtalk.com/robot/send?access_token=t",
+        college=world["B"].college,
+    )
+    submit(world["A"].students[0], when=local(7, 0))
+    reminders_dispatch(now=local(10, 5))
+    reminders_dispatch(now=local(10, 6))  # a second run adds nothing
+    (delivery,) = Delivery.objects.filter(channel="wecom")
+    assert delivery.robot_id == robot.pk
+    counts = delivery.payload["counts"]
+    assert sum(n for label, n in counts.items() if label != "合计") == counts["合计"] == 5
+    assert delivery.payload["link"].startswith("/dashboard/?date=")
+    text = str(delivery.payload)
+    for student in world["A"].students:
+        assert student.name not in text and student.student_number not in text and student.phone not in text
+    assert not Delivery.objects.filter(channel="dingtalk").exists()
