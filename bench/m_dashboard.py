@@ -91,6 +91,7 @@ def measure(*, on: dt.date, today: dt.date, slot_code: str = "morning", repeats:
                 response = client.get(url)
             if response.status_code != 200:
                 raise RuntimeError(f"{url} answered {response.status_code}")
+            queries = len(captured.captured_queries)  # now: the next requests reset the log it reads
             page = timings(lambda client=client, url=url: client.get(url), repeats=repeats, warmup=0)
             started = time.perf_counter()
             raw_read(level=level, unit_id=unit_id, on=day, slot_code=slot_code)
@@ -111,7 +112,7 @@ def measure(*, on: dt.date, today: dt.date, slot_code: str = "morning", repeats:
                 "unit_id": unit_id,
                 "as": role,
                 "page": summary(page),
-                "queries": len(captured.captured_queries),
+                "queries": queries,
                 "bytes": len(response.content),
                 "raw_read": summary(raw),
                 "raw_read_queries": len(raw_captured.captured_queries),

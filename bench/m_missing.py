@@ -81,6 +81,7 @@ def measure(*, on: dt.date, slot_code: str = "morning", repeats: int = 30) -> di
             response = client.get(url)
         if response.status_code != 200:
             raise RuntimeError(f"{url} answered {response.status_code}: {response.content[:300]!r}")
+        queries = len(captured.captured_queries)  # now: the next requests reset the log it reads
         body = response.json()
         statements = [q["sql"] for q in captured.captured_queries if table in q["sql"]]
         api = timings(lambda client=client, url=url: client.get(url), repeats=repeats, warmup=1)
@@ -91,7 +92,7 @@ def measure(*, on: dt.date, slot_code: str = "morning", repeats: int = 30) -> di
             "missing": body["count"],
             "page_rows": len(body["results"]),
             "api": summary(api),
-            "queries": len(captured.captured_queries),
+            "queries": queries,
             "bare_sql": summary(bare),
             "bare_sql_statements": len(statements),
         }
