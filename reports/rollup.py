@@ -19,10 +19,10 @@ import datetime as dt
 import time
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from campuses.bulk import insert_rows
 from campuses.models import SchoolClass
 from reports.models import FEVER_AT, CheckinSlot, DailyReport, Excusal
 from reports.rollup_models import FIGURES, Level, RollupRun, RollupSnapshot
@@ -191,6 +191,22 @@ def rollup_compute(*, on: dt.date, slot_code: str, level: str | None = None, uni
     return Rollup(date=on, slot_code=slot_code, units=units)
 
 
+_SNAPSHOT_FIELDS = [f for f in RollupSnapshot._meta.concrete_fields if not f.primary_key]
+
+
+def _snapshot_value(unit: UnitFigures, name: str, common: dict):
+    """The value of snapshot column ``name`` for ``unit``."""
+    if name in common:
+        return common[name]
+    if name in unit.counts:
+        return unit.counts[name]
+    if name == "unit_name":
+        return unit.name[:100]
+    if name == "tags":
+        return dict(sorted(unit.tags.items()))
+    return getattr(unit, name)
+
+
 @transaction.atomic
 def rollup_compile(*, on: dt.date, slot_code: str) -> RollupRun:
     """Compile and store the snapshots of ``on``/``slot_code`` for the whole university.
@@ -207,25 +223,12 @@ def rollup_compile(*, on: dt.date, slot_code: str) -> RollupRun:
     run.started_at, run.finished_at = now, None
     rollup = rollup_compute(on=on, slot_code=slot_code)
     RollupSnapshot.objects.filter(date=on, slot_code=slot_code).delete()
-    RollupSnapshot.objects.bulk_create(
-        [
-            RollupSnapshot(
-                date=on,
-                slot_code=slot_code,
-                level=u.level,
-                unit_id=u.unit_id,
-                parent_id=u.parent_id,
-                campus_id=u.campus_id,
-                college_id=u.college_id,
-                grade_id=u.grade_id,
-                unit_name=u.name[:100],
-                tags=dict(sorted(u.tags.items())),
-                computed_at=now,
-                **u.counts,
-            )
-            for u in rollup.units.values()
-        ],
-        batch_size=settings.TONGXIN["BULK_BATCH_SIZE"],
+    fields = [f.attname for f in _SNAPSHOT_FIELDS]
+    common = {"date": on, "slot_code": slot_code, "computed_at": now}
+    insert_rows(
+        RollupSnapshot,
+        _SNAPSHOT_FIELDS,
+        ([_snapshot_value(u, name, common) for name in fields] for u in rollup.units.values()),
     )
     run.finished_at = timezone.now()
     run.units = len(rollup.units)

@@ -215,10 +215,12 @@ def slot_for(*, student: Student, slot_code: str) -> CheckinSlot:
 
 def _lock_existing(*, student_id: int, slot_id: int, day: dt.date, client_id: uuid.UUID | None) -> list[DailyReport]:
     """The student's report for (day, slot) and the one carrying ``client_id``, locked."""
-    where = Q(date=day, slot_id=slot_id)
+    # student_id inside each branch, so that each uses its unique index (student, date,
+    # slot) / (student, client_id) whatever the planner's statistics say about today.
+    where = Q(student_id=student_id, date=day, slot_id=slot_id)
     if client_id is not None:
-        where |= Q(client_id=client_id)
-    return list(DailyReport.objects.select_for_update().filter(where, student_id=student_id))
+        where |= Q(student_id=student_id, client_id=client_id)
+    return list(DailyReport.objects.select_for_update().filter(where))
 
 
 def _bot_flags(*, report: DailyReport) -> list[str]:

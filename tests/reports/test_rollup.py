@@ -184,7 +184,7 @@ def test_run_killed_half_way_leaves_previous_state_and_rerun_converges(world):
         on=DAY,
         now=local(22, 0, day=DAY),
     )
-    killed = mock.patch.object(RollupSnapshot.objects, "bulk_create", side_effect=RuntimeError("killed"))
+    killed = mock.patch("reports.rollup.insert_rows", side_effect=RuntimeError("killed"))
     with killed, pytest.raises(RuntimeError):
         rollup_compile(on=DAY, slot_code="morning")
     assert stored(DAY, "morning") == before
