@@ -80,10 +80,10 @@ $(ECHARTS): package.json package-lock.json
 # The browser tests drive the system Chromium (never a browser downloaded by playwright),
 # with a CJK font so that the screenshots in test-artefacts/ show the Chinese pages.
 browser:
-	@if [ ! -x /usr/bin/chromium ] || [ ! -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ]; then \
+	@if [ ! -x /usr/bin/chromium ] || [ ! -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || ! command -v wrk >/dev/null; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			echo "Installing chromium (browser tests)"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null; \
+			echo "Installing chromium (browser tests) and wrk (the benchmark smoke test)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei wrk >/dev/null; \
 		else \
 			echo "/usr/bin/chromium not found: the browser tests will be skipped (sudo apt-get install chromium)" >&2; \
 		fi; \
