@@ -87,3 +87,11 @@ def test_login_is_throttled_per_username_and_ip(world, settings):
     assert throttled.status_code == 429
     assert codes(throttled, "detail") == ["throttled"]
     assert _login("stu_B", PASSWORD).status_code == 200  # same address, other username
+
+
+def test_overlong_username_is_a_400_not_a_server_error(world):
+    # found by schemathesis on PostgreSQL: axes' failure log holds 255 characters
+    response = _login("u" * 300, "whatever")
+    assert response.status_code == 400
+    assert codes(response, "username") == ["max_length"]
+    assert _login("stu_A", PASSWORD).status_code == 200
