@@ -103,16 +103,17 @@ class Scope:
     grants: tuple[Grant, ...] = field(default_factory=tuple)
 
     # -- who is this -------------------------------------------------------
-    @property
-    def is_staff_scope(self) -> bool:
-        return self.everything or bool(self.grants)
-
-    @property
-    def roles(self) -> frozenset[str]:
-        return frozenset(g.role for g in self.grants)
-
     def has_role(self, *roles: str) -> bool:
         return self.everything or any(g.role in roles for g in self.grants)
+
+    def narrowed(self, roles: Iterable[str]) -> Scope:
+        """The part of this scope granted through ``roles`` — what the user reaches as,
+        say, a counsellor — without a student's access to themself.  Everything stays
+        everything."""
+        if self.everything:
+            return self
+        wanted = set(roles)
+        return Scope(user_id=self.user_id, grants=tuple(g for g in self.grants if g.role in wanted))
 
     # -- building blocks ---------------------------------------------------
     def _grant_q(self, paths: dict[str, str], prefix: str, roles: Iterable[str] | None) -> Q:
@@ -148,10 +149,6 @@ class Scope:
         qs = Student.objects.all() if queryset is None else queryset
         return qs.filter(self.student_q())
 
-    def filter_via_student(self, queryset: QuerySet, *, via: str = "student") -> QuerySet:
-        """Filter rows that belong to a student (reports, tags, contacts...)."""
-        return queryset.filter(self.student_q(prefix=f"{via}__"))
-
     def units(self, model: type[models.Model], queryset: QuerySet | None = None) -> QuerySet:
         """The units of ``model`` (Campus, College, ..., Room) this user may see: the
         subtree under each of their assignments."""
@@ -174,19 +171,21 @@ class Scope:
         return qs.filter(self._grant_q(_PATHS[Room], "", None) | Q(building__campus_id__in=campus_ids))
 
     # -- personal data -----------------------------------------------------
-    def _flag(self, roles: frozenset[str], prefix: str) -> ExpressionWrapper | Value:
+    def role_flag(self, roles: Iterable[str], *, prefix: str = "") -> ExpressionWrapper | Value:
+        """Per student row: does this user reach the student through one of ``roles``?"""
+        roles = frozenset(roles)
         if self.everything:
-            return Value(True)
+            return Value(True, output_field=BooleanField())
         if not any(g.role in roles for g in self.grants):
-            return Value(False)
+            return Value(False, output_field=BooleanField())
         return ExpressionWrapper(self.student_q(prefix=prefix, roles=roles), output_field=BooleanField())
 
     def annotate_pii(self, queryset: QuerySet, *, prefix: str = "") -> QuerySet:
         """Add ``pii_phone`` and ``pii_id`` booleans: may this user see that student's
         phone / ID number in full?  Decided per student, by the roles that reach him."""
         return queryset.annotate(
-            pii_phone=self._flag(FULL_PHONE_ROLES, prefix),
-            pii_id=self._flag(FULL_ID_ROLES, prefix),
+            pii_phone=self.role_flag(FULL_PHONE_ROLES, prefix=prefix),
+            pii_id=self.role_flag(FULL_ID_ROLES, prefix=prefix),
         )
 
 

@@ -23,7 +23,6 @@ Product rules (DESIGN.md, "Interfaces"; issue 5):
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import itertools
 from collections.abc import Callable, Iterable
@@ -32,7 +31,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -430,15 +429,6 @@ def _signoff_grid(node: UnitNode, children: Iterable[UnitRef], on: dt.date) -> t
 # ---------------------------------------------------------------------------
 # Lists
 # ---------------------------------------------------------------------------
-def _role_flag(scope: Scope, roles: frozenset[str], *, prefix: str = "") -> ExpressionWrapper | Value:
-    """Per row: does ``scope`` reach this student through one of ``roles``?"""
-    if scope.everything:
-        return Value(True, output_field=BooleanField())
-    if not any(g.role in roles for g in scope.grants):
-        return Value(False, output_field=BooleanField())
-    return ExpressionWrapper(scope.student_q(prefix=prefix, roles=roles), output_field=BooleanField())
-
-
 @dataclass(frozen=True)
 class MissingRow:
     id: int
@@ -480,7 +470,7 @@ def missing_page(*, user, on: dt.date, slot_code: str, students: QuerySet[Studen
             for s in qs[:limit]
         ]
         return ListPage(rows=rows, total=total, detailed=False)
-    qs = qs.annotate(may_chase=_role_flag(scope_for(user), CHASE_ROLES))
+    qs = qs.annotate(may_chase=scope_for(user).role_flag(CHASE_ROLES))
     rows = [
         MissingRow(
             id=s.pk,
@@ -528,7 +518,7 @@ def _flag_label(flag: str) -> str:
 
 def _report_page(qs: QuerySet[DailyReport], scope: Scope, limit: int) -> ListPage:
     total = qs.count()
-    qs = qs.annotate(may_chase=_role_flag(scope, CHASE_ROLES, prefix="student__"))
+    qs = qs.annotate(may_chase=scope.role_flag(CHASE_ROLES, prefix="student__"))
     rows = [
         ReportRow(
             id=r.pk,
@@ -588,7 +578,7 @@ def _class_roster(scope: Scope, node: UnitNode, on: dt.date, slot_code: str | No
         reported=Exists(reports),
         excused=Exists(excusals_on(on).filter(student_id=OuterRef("pk"))),
         expected_slot=Exists(CheckinSlot.objects.filter(campus_id=OuterRef("campus_id"), code=slot_code, active=True)),
-        health=_role_flag(scope, HEALTH_ROLES),
+        health=scope.role_flag(HEALTH_ROLES),
     )
     rows = []
     for s in qs.values(
@@ -766,10 +756,9 @@ def _confirmable_units(scope: Scope) -> list[UnitRef]:
         return [UnitRef(Level.UNIVERSITY, u.pk, u.name) for u in University.objects.all()]
     refs = []
     for level in SIGNOFF_LEVELS:
-        grants = tuple(g for g in scope.grants if g.role in CONFIRM_ROLES[level])
-        if not grants:
+        if not scope.has_role(*CONFIRM_ROLES[level]):
             continue
-        narrowed = dataclasses.replace(scope, grants=grants, student_id=None)
+        narrowed = scope.narrowed(CONFIRM_ROLES[level])
         refs += [UnitRef(level, pk, name) for pk, name in narrowed.units(LEVEL_MODELS[level]).values_list("pk", "name")]
     return refs
 
@@ -1011,7 +1000,7 @@ def student_page(*, user, student_id: int, weeks: int = 4) -> StudentPage | None
                 Student.objects.select_related("school_class", "grade", "college", "campus", "building", "room")
             )
         )
-        .annotate(health=_role_flag(scope, HEALTH_ROLES), may_chase=_role_flag(scope, CHASE_ROLES))
+        .annotate(health=scope.role_flag(HEALTH_ROLES), may_chase=scope.role_flag(CHASE_ROLES))
         .filter(pk=student_id)
         .first()
     )

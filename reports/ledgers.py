@@ -124,13 +124,6 @@ def _refuse(message) -> PermissionDenied:
     return PermissionDenied(str(message))
 
 
-def _with_roles(scope: Scope, roles: frozenset[str]) -> Scope:
-    """The part of ``scope`` granted through ``roles`` (everything stays everything)."""
-    if scope.everything:
-        return scope
-    return Scope(user_id=scope.user_id, grants=tuple(g for g in scope.grants if g.role in roles))
-
-
 def unit_resolve(*, user, value: str | None) -> UnitRef | None:
     """Read a ``level:id`` parameter.  Malformed → :class:`LedgerError`; a unit the user
     does not see (or that does not exist) → ``DoesNotExist``; empty → None."""
@@ -453,7 +446,7 @@ def rollup_ledger(*, user, on: dt.date, slot_code: str, unit: UnitRef | None = N
     学院, 年级, 班级) with the units ``user`` sees through a role allowed health data
     (under ``unit`` when given), Chinese headers and completion %.  Past days come
     from the stored snapshots, today from :func:`reports.rollup.rollup_compute`."""
-    scope = _with_roles(scope_for(user), HEALTH_LEDGER_ROLES)
+    scope = scope_for(user).narrowed(HEALTH_LEDGER_ROLES)
     if not (scope.everything or scope.grants):
         raise _refuse(_("您无权导出每日汇总表。"))
     if unit is not None and unit.level not in _LEVEL_MODELS:

@@ -30,9 +30,6 @@ class Level(models.TextChoices):
     UNIVERSITY = "university", _("学校")
 
 
-#: Levels from the bottom of the chain to the top.
-LEVEL_ORDER: tuple[str, ...] = tuple(Level.values)
-
 #: The figures every snapshot carries, in the order the ledgers print them.
 FIGURES: tuple[str, ...] = (
     "expected",

@@ -73,10 +73,7 @@ def _may(user, level: str, unit_id: int, roles: frozenset[str]) -> bool:
         return True
     if not roles:
         return False
-    scope = scope_for(user)
-    model = LEVEL_MODELS[level]
-    scoped = type(scope)(user_id=scope.user_id, grants=tuple(g for g in scope.grants if g.role in roles))
-    return scoped.units(model).filter(pk=unit_id).exists()
+    return scope_for(user).narrowed(roles).units(LEVEL_MODELS[level]).filter(pk=unit_id).exists()
 
 
 def _snapshots(on: dt.date, level: str, unit_id: int) -> dict[str, dict]:

@@ -17,16 +17,9 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from campuses.admin import ScopedAdminMixin, ScopedRelatedFilter
 from campuses.models import Role
-from students.masking import mask_id_number, mask_phone
+from students.admin_roster import RosterAdminMixin
+from students.masking import mask_phone, shown_id_number, shown_phone
 from students.models import KeyAttentionTag, Student
-
-try:  # the roster import/export pages (students/admin_roster.py)
-    from students.admin_roster import RosterAdminMixin
-except ImportError:  # pragma: no cover - only while that module is being written
-
-    class RosterAdminMixin:  # type: ignore[no-redef]
-        pass
-
 
 STUDENT_EDITORS = frozenset({Role.UNIVERSITY_ADMIN, Role.COLLEGE_ADMIN, Role.COUNSELLOR, Role.DUTY_COUNSELLOR})
 
@@ -86,11 +79,11 @@ class StudentAdmin(RosterAdminMixin, ScopedAdminMixin, SimpleHistoryAdmin):
     # -- masking -----------------------------------------------------------
     @admin.display(description=_("手机"))
     def phone_shown(self, obj: Student) -> str:
-        return obj.phone if getattr(obj, "pii_phone", False) else mask_phone(obj.phone)
+        return shown_phone(obj, bool(getattr(obj, "pii_phone", False)))
 
     @admin.display(description=_("身份证号"))
     def id_number_shown(self, obj: Student) -> str:
-        return obj.id_number if getattr(obj, "pii_id", False) else mask_id_number(obj.id_number)
+        return shown_id_number(obj, bool(getattr(obj, "pii_id", False)))
 
     @admin.display(description=_("宿舍"))
     def dorm(self, obj: Student) -> str:

@@ -24,7 +24,6 @@ Product rules implemented here:
 from __future__ import annotations
 
 import csv
-import dataclasses
 import datetime as dt
 import io
 import logging
@@ -724,9 +723,7 @@ class _Tree:
             self.room[(building_id, number)] = pk
 
         # What the importer may touch: only grants of an import role count.
-        self.scope = dataclasses.replace(
-            scope, grants=tuple(g for g in scope.grants if g.role in IMPORT_ROLES), student_id=None
-        )
+        self.scope = scope.narrowed(IMPORT_ROLES)
         units = self.scope.units
         self.covered_campuses = set(
             units(Campus, Campus.objects.filter(id__in=campus_ids)).values_list("id", flat=True)
