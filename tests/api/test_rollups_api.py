@@ -131,13 +131,19 @@ def test_signoff_on_foreign_unit_is_404(world, compiled):
 @pytest.mark.parametrize("classes", [1, 15])
 def test_rollup_endpoint_costs_fixed_queries(world, compiled, classes, django_assert_max_num_queries):
     from campuses.models import SchoolClass
+    from students.models import Gender, Student
 
     for n in range(classes):
-        SchoolClass.objects.create(grade=world["A"].grade, code=f"X{n}", name=f"加开{n}班")
+        klass = SchoolClass.objects.create(grade=world["A"].grade, code=f"X{n}", name=f"加开{n}班")
+        for seat in range(4):  # students, so that each class has figures and is a child row
+            Student.objects.create(
+                student_number=f"7{n:03d}{seat}", name=f"加{n}-{seat}", gender=Gender.MALE, school_class=klass
+            )
     rollup_compile(on=DAY, slot_code="morning")
     client = client_for(world["A"].counsellor)
     with django_assert_max_num_queries(8):
-        assert client.get(URL, {"date": DAY.isoformat()}).status_code == 200
+        response = client.get(URL, {"date": DAY.isoformat()})
+    assert len(response.json()["children"]) == classes + 2
 
 
 def test_seeing_a_unit_is_not_enough_to_confirm_it(world, compiled):
