@@ -25,7 +25,7 @@ from django.utils import timezone
 from campuses.bulk import insert_rows
 from campuses.models import SchoolClass
 from reports.models import FEVER_AT, CheckinSlot, DailyReport, Excusal
-from reports.rollup_models import FIGURES, Level, RollupRun, RollupSnapshot
+from reports.rollup_models import FIGURES, LEVEL_BELOW, Level, RollupRun, RollupSnapshot
 from students.models import EnrolmentStatus, KeyAttentionTag, Student
 
 _CLASS_FIGURES_SQL = """
@@ -121,19 +121,11 @@ class Rollup:
         return self.units.get((level, unit_id))
 
     def children(self, level: str, unit_id: int) -> list[UnitFigures]:
-        below = _LEVEL_BELOW.get(level)
+        below = LEVEL_BELOW.get(level)
         return sorted(
             (u for u in self.units.values() if u.level == below and u.parent_id == unit_id),
             key=lambda u: u.name,
         )
-
-
-_LEVEL_BELOW = {
-    Level.UNIVERSITY: Level.CAMPUS,
-    Level.CAMPUS: Level.COLLEGE,
-    Level.COLLEGE: Level.GRADE,
-    Level.GRADE: Level.SCHOOL_CLASS,
-}
 
 
 def rollup_compute(*, on: dt.date, slot_code: str, level: str | None = None, unit_id: int | None = None) -> Rollup:

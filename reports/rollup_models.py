@@ -30,6 +30,10 @@ class Level(models.TextChoices):
     UNIVERSITY = "university", _("学校")
 
 
+#: The level directly below / above each level of the chain (class → grade → … → university).
+LEVEL_BELOW: dict[str, str] = dict(zip(Level.values[1:], Level.values, strict=False))
+LEVEL_ABOVE: dict[str, str] = {below: above for above, below in LEVEL_BELOW.items()}
+
 #: The figures every snapshot carries, in the order the ledgers print them.
 FIGURES: tuple[str, ...] = (
     "expected",

@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 
 from campuses.models import Assignment, Campus, College, Grade, Role, SchoolClass, University
 from campuses.scoping import scope_for
-from reports.rollup_models import FIGURES, Level, RollupSnapshot, SignOff, SignOffState
+from reports.rollup_models import FIGURES, LEVEL_ABOVE, LEVEL_BELOW, Level, RollupSnapshot, SignOff, SignOffState
 
 #: The levels that are signed off, bottom-up, and the unit model of each.
 SIGNOFF_LEVELS: tuple[str, ...] = (Level.GRADE, Level.COLLEGE, Level.CAMPUS, Level.UNIVERSITY)
@@ -46,8 +46,9 @@ REOPEN_ROLES = {
     Level.CAMPUS: frozenset({Role.UNIVERSITY_ADMIN}),
     Level.UNIVERSITY: frozenset(),  # only a superuser
 }
-_CHILD = {Level.COLLEGE: Level.GRADE, Level.CAMPUS: Level.COLLEGE, Level.UNIVERSITY: Level.CAMPUS}
-_PARENT = {child: parent for parent, child in _CHILD.items()}
+# The chain restricted to the signed-off levels: a grade's classes are not signed off.
+_CHILD = {level: LEVEL_BELOW[level] for level in SIGNOFF_LEVELS if LEVEL_BELOW.get(level) in SIGNOFF_LEVELS}
+_PARENT = {level: LEVEL_ABOVE[level] for level in SIGNOFF_LEVELS if level in LEVEL_ABOVE}
 
 
 class SignOffError(Exception):

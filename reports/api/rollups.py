@@ -20,10 +20,10 @@ from rest_framework.views import APIView
 from campuses.scoping import scope_for
 from config.throttles import ScopedThrottle
 from reports.rollup import UnitFigures, rollup_compute, rollup_slot_codes
-from reports.rollup_models import FIGURES, Level, RollupSnapshot, SignOff
+from reports.rollup_models import FIGURES, LEVEL_BELOW, Level, RollupSnapshot, SignOff
 from reports.signoff import LEVEL_MODELS, SignOffError, signoff_amendments, signoff_confirm, signoff_reopen
 
-_LEVELS = [level for level, _label in Level.choices]
+_LEVELS = Level.values
 
 
 def parse_unit(value: str) -> tuple[str, int]:
@@ -122,7 +122,7 @@ def unit_rollups(*, on: dt.date, level: str, unit_id: int, name: str) -> tuple[d
     live = on >= timezone.localdate()
     rows: dict[tuple[str, int], dict] = {}
     names: dict[tuple[str, int], str] = {(level, unit_id): name}
-    child_level = _LEVELS[_LEVELS.index(level) - 1] if level != Level.SCHOOL_CLASS else None
+    child_level = LEVEL_BELOW.get(level)
     if live:
         for code in rollup_slot_codes(on):
             rollup = rollup_compute(on=on, slot_code=code, level=level, unit_id=unit_id)
