@@ -1,6 +1,8 @@
 """Set-based writes for anything that touches every student (imports, seeding,
 report history): ``COPY`` on PostgreSQL, one prepared statement run with
-``executemany`` on SQLite.
+``executemany`` on SQLite; and the two helpers a hand-written hot-path read needs to
+turn its rows into model instances exactly as the ORM would
+(:func:`select_list`, :func:`instance_from_row`).
 
 Why not ``bulk_create``/``bulk_update``: Django compiles a fresh SQL statement per
 batch with a per-value Python cost that dominates at 100,000 rows (measured on a
@@ -14,9 +16,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
 #: Rows per executemany call (memory bound, not a SQL limit).
 CHUNK = 5000
@@ -84,6 +87,43 @@ def insert_rows(model: type[models.Model], fields: Sequence[models.Field], rows:
             cursor.executemany(sql, buffer)
             written += len(buffer)
     return written
+
+
+def select_list(model: type[models.Model], alias: str) -> tuple[str, list[models.Field]]:
+    """The SELECT list of every concrete column of ``model`` under table alias ``alias``,
+    and the fields in that order (for :func:`instance_from_row`)."""
+    fields = list(model._meta.concrete_fields)
+    return ", ".join(f"{alias}.{connection.ops.quote_name(f.column)}" for f in fields), fields
+
+
+#: Per database connection (one per thread): the converters of a tuple of fields.
+_CONVERTERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _converters(conn, model: type[models.Model], fields: Sequence[models.Field]) -> list[tuple[list, object]]:
+    cache = _CONVERTERS.setdefault(conn, {})
+    key = (model, tuple(fields))
+    found = cache.get(key)
+    if found is None:
+        found = []
+        for f in fields:
+            col = f.get_col(model._meta.db_table)
+            found.append((conn.ops.get_db_converters(col) + col.get_db_converters(conn), col))
+        cache[key] = found
+    return found
+
+
+def instance_from_row(model: type[models.Model], fields: Sequence[models.Field], values: Sequence) -> models.Model:
+    """A ``model`` instance from raw column values, converted as the ORM converts them
+    (the backend's converters, then the field's ``from_db_value``): what a queryset
+    would have built, without compiling one."""
+    conn = connections[DEFAULT_DB_ALIAS]
+    converted = []
+    for (converters, col), value in zip(_converters(conn, model, fields), values, strict=True):
+        for converter in converters:
+            value = converter(value, col, conn)
+        converted.append(value)
+    return model.from_db(conn.alias, [f.attname for f in fields], converted)
 
 
 def insert_objects(model: type[models.Model], objs: Sequence[models.Model]) -> int:

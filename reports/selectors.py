@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, Subquery, When
 from django.db.models.functions import Concat
 from django.utils import timezone
@@ -42,10 +42,14 @@ def students_with_role(user, *, roles: frozenset[str]) -> QuerySet[Student]:
 
 
 def own_student(user) -> Student | None:
-    """The student record of ``user`` (a student reporting for themself), if any."""
+    """The student record of ``user`` (a student reporting for themself), if any: no
+    query when the API's authentication loaded it with the user."""
     if not getattr(user, "is_authenticated", False):
         return None
-    return Student.objects.filter(user_id=user.pk).first()
+    try:
+        return user.student
+    except ObjectDoesNotExist:
+        return None
 
 
 def _health_reports_q(scope: Scope) -> Q:

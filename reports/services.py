@@ -34,7 +34,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -223,6 +223,20 @@ def _lock_existing(*, student_id: int, slot_id: int, day: dt.date, client_id: uu
     return list(DailyReport.objects.select_for_update().filter(where))
 
 
+def _bot_flags_from(*, same_answer: int, same_second: int) -> list[str]:
+    """Lazy-bot flags from the counts of the previous N days of the slot that carried
+    the same answer / were sent at the same second of the day."""
+    days = settings.TONGXIN["CHECKIN_LAZY_BOT_DAYS"]
+    if days < 1:
+        return []
+    flags = []
+    if same_answer >= days:
+        flags.append(ReportFlag.IDENTICAL_ANSWERS)
+    if same_second >= days:
+        flags.append(ReportFlag.SAME_SECOND)
+    return flags
+
+
 def _bot_flags(*, report: DailyReport) -> list[str]:
     """Lazy-bot detection: the previous N days of this slot all carry the same answer,
     or were all sent at the same second of the day.  One aggregate query."""
@@ -239,12 +253,33 @@ def _bot_flags(*, report: DailyReport) -> list[str]:
         same_answer=Count("id", filter=Q(answer_hash=report.answer_hash)),
         same_second=Count("id", filter=Q(submitted_second=report.submitted_second)),
     )
-    flags = []
-    if previous["same_answer"] >= days:
-        flags.append(ReportFlag.IDENTICAL_ANSWERS)
-    if previous["same_second"] >= days:
-        flags.append(ReportFlag.SAME_SECOND)
-    return flags
+    return _bot_flags_from(**previous)
+
+
+def _second_of_day(local: dt.datetime) -> int:
+    return local.hour * 3600 + local.minute * 60 + local.second
+
+
+def _check_open_for_new(slot: CheckinSlot, day: dt.date, now: dt.datetime) -> None:
+    """A student's first report of ``slot`` on ``day`` needs the slot open now."""
+    state = slot.state(day, now)
+    if state == SlotState.CLOSED:
+        raise _refused("slot", _("本时段已关闭，不能再提交报告，请联系辅导员。"), "slot_closed")
+    if state == SlotState.UPCOMING:
+        raise _refused("slot", _("本时段尚未开始。"), "slot_not_open")
+
+
+def _new_report(*, student: Student, slot: CheckinSlot, day: dt.date) -> DailyReport:
+    """An unsaved report of ``student`` carrying copies of their units (see the model)."""
+    return DailyReport(
+        student=student,
+        date=day,
+        slot=slot,
+        campus_id=student.campus_id,
+        college_id=student.college_id,
+        grade_id=student.grade_id,
+        school_class_id=student.school_class_id,
+    )
 
 
 def _apply(
@@ -256,8 +291,10 @@ def _apply(
     by,
     now: dt.datetime,
     client_id: uuid.UUID | None,
+    bot_flags: list[str] | None = None,
 ) -> None:
-    """Write the answer and everything derived from it onto ``report`` (not saved)."""
+    """Write the answer and everything derived from it onto ``report`` (not saved).
+    ``bot_flags``: the lazy-bot flags when the caller has already read them."""
     for name in ReportAnswer.FIELDS:
         value = getattr(answer, name)
         setattr(report, name, list(value) if isinstance(value, tuple) else value)
@@ -266,13 +303,13 @@ def _apply(
     report.source = source
     report.submitted_by = by
     report.submitted_at = now
-    report.submitted_second = local.hour * 3600 + local.minute * 60 + local.second
+    report.submitted_second = _second_of_day(local)
     report.late = report.slot.is_late(report.date, now)
     if client_id is not None:
         report.client_id = client_id
     flags = answer.health_flags()
     if source == ReportSource.SELF:
-        flags += _bot_flags(report=report)
+        flags += _bot_flags(report=report) if bot_flags is None else bot_flags
     previous_status, previous_flags = report.follow_up, set(report.flags or ())
     report.flags = flags
     report.abnormal = any(f in ABNORMAL_FLAGS for f in flags)
@@ -326,20 +363,8 @@ def _submit(
             by_slot.save()
             return SubmitResult(by_slot, SubmitOutcome.UPDATED)
         if source == ReportSource.SELF:
-            state = slot.state(day, now)
-            if state == SlotState.CLOSED:
-                raise _refused("slot", _("本时段已关闭，不能再提交报告，请联系辅导员。"), "slot_closed")
-            if state == SlotState.UPCOMING:
-                raise _refused("slot", _("本时段尚未开始。"), "slot_not_open")
-        report = DailyReport(
-            student=student,
-            date=day,
-            slot=slot,
-            campus_id=student.campus_id,
-            college_id=student.college_id,
-            grade_id=student.grade_id,
-            school_class_id=student.school_class_id,
-        )
+            _check_open_for_new(slot, day, now)
+        report = _new_report(student=student, slot=slot, day=day)
         _apply(report, answer=answer, digest=digest, source=source, by=by, now=now, client_id=client_id)
         report._history_user = by
         try:
@@ -352,6 +377,154 @@ def _submit(
             continue
         return SubmitResult(report, SubmitOutcome.CREATED)
     raise AssertionError("unreachable")
+
+
+# The fast path of a student's first report of a slot (nearly every submission of the
+# morning rush): one read, then one write, no transaction of our own.
+#
+# The read (_PROBE_SQL) takes the student's active slot of that code, whether a report
+# already exists for (day, slot) or carries the client id, and the lazy-bot counts of
+# the previous N days.  When nothing exists, the write (_insert_new) is one
+# INSERT … ON CONFLICT DO NOTHING — on PostgreSQL with its history row in the same
+# statement, so it is atomic by itself.  Anything else — a retry, an edit, or a twin
+# that inserted between the read and the write (the INSERT then writes nothing) —
+# takes the general, locking path of _submit, which decides against what is stored.
+_PROBE_SQL = """
+SELECT sl.id, sl.opens_at, sl.due_at, sl.closes_at,
+       EXISTS (SELECT 1 FROM {report} r
+               WHERE r.student_id = %(student)s AND r.date = %(date)s AND r.slot_id = sl.id)
+       OR EXISTS (SELECT 1 FROM {report} r WHERE r.student_id = %(student)s AND r.client_id = %(client)s),
+       (SELECT COUNT(*) FROM {report} r
+        WHERE r.student_id = %(student)s AND r.slot_id = sl.id AND r.date >= %(since)s AND r.date < %(date)s
+          AND r.source = %(self)s AND r.answer_hash = %(hash)s),
+       (SELECT COUNT(*) FROM {report} r
+        WHERE r.student_id = %(student)s AND r.slot_id = sl.id AND r.date >= %(since)s AND r.date < %(date)s
+          AND r.source = %(self)s AND r.submitted_second = %(second)s)
+FROM {slot} sl
+WHERE sl.campus_id = %(campus)s AND sl.code = %(code)s AND sl.active
+"""
+
+
+@dataclass(frozen=True)
+class _Probe:
+    slot: CheckinSlot
+    exists: bool
+    bot_flags: list[str]
+
+
+def _time(value) -> dt.time:
+    return dt.time.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _probe(
+    *, student: Student, slot_code: str, day: dt.date, client_id: uuid.UUID | None, digest: str, second: int
+) -> _Probe | None:
+    """The one read of the fast path (see above); None when the student's campus has
+    no active slot ``slot_code``."""
+    conn = connections[DEFAULT_DB_ALIAS]
+    days = max(settings.TONGXIN["CHECKIN_LAZY_BOT_DAYS"], 0)
+    date_field, client_field = DailyReport._meta.get_field("date"), DailyReport._meta.get_field("client_id")
+    params = {
+        "student": student.pk,
+        "date": date_field.get_db_prep_value(day, conn),
+        "since": date_field.get_db_prep_value(day - dt.timedelta(days=days), conn),
+        "client": client_field.get_db_prep_value(client_id, conn),
+        "self": ReportSource.SELF.value,
+        "hash": digest,
+        "second": second,
+        "campus": student.campus_id,
+        "code": slot_code,
+    }
+    sql = _PROBE_SQL.format(report=DailyReport._meta.db_table, slot=CheckinSlot._meta.db_table)
+    with conn.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    slot_id, opens_at, due_at, closes_at, exists, same_answer, same_second = row
+    slot = CheckinSlot(
+        id=slot_id,
+        campus_id=student.campus_id,
+        code=slot_code,
+        opens_at=_time(opens_at),
+        due_at=_time(due_at),
+        closes_at=_time(closes_at),
+        active=True,
+    )
+    slot._state.adding, slot._state.db = False, conn.alias
+    return _Probe(
+        slot=slot,
+        exists=bool(exists),
+        bot_flags=_bot_flags_from(same_answer=same_answer or 0, same_second=same_second or 0),
+    )
+
+
+@dataclass(frozen=True)
+class _InsertStatement:
+    fields: list
+    insert: str  # INSERT … ON CONFLICT DO NOTHING of a report
+    history: str  # INSERT INTO the history table SELECT the report's columns (add FROM …)
+    history_date: object  # the history_date field, to prepare its value
+
+
+_INSERT_STATEMENTS: dict[str, _InsertStatement] = {}
+
+
+def _insert_statement(conn) -> _InsertStatement:
+    """The SQL of :func:`_insert_new` for this database vendor, built once."""
+    statement = _INSERT_STATEMENTS.get(conn.vendor)
+    if statement is not None:
+        return statement
+    qn = conn.ops.quote_name
+    fields = [f for f in DailyReport._meta.concrete_fields if not f.primary_key]
+    history = DailyReport.history.model
+    tracked = [qn(f.column) for f in history.tracked_fields]  # the same columns in both tables
+    extra = [qn(c) for c in ("history_date", "history_change_reason", "history_type", "history_user_id")]
+    statement = _InsertStatement(
+        fields=fields,
+        insert=(
+            f"INSERT INTO {qn(DailyReport._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+            f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT DO NOTHING"
+        ),
+        history=(
+            f"INSERT INTO {qn(history._meta.db_table)} ({', '.join(tracked + extra)}) "
+            f"SELECT {', '.join(tracked)}, %s, NULL, '+', %s"
+        ),
+        history_date=history._meta.get_field("history_date"),
+    )
+    _INSERT_STATEMENTS[conn.vendor] = statement
+    return statement
+
+
+def _insert_new(report: DailyReport, *, by) -> bool:
+    """Insert ``report`` and its history row (``+``, by ``by``, as django-simple-history
+    writes it) unless a report of the same (student, date, slot) or (student, client
+    id) exists; True if it was written (``report.pk`` is then set).  On PostgreSQL one
+    statement; elsewhere two, in a transaction."""
+    conn = connections[DEFAULT_DB_ALIAS]
+    statement = _insert_statement(conn)
+    values = [f.get_db_prep_save(f.pre_save(report, True), conn) for f in statement.fields]
+    history_values = [statement.history_date.get_db_prep_save(report.updated_at, conn), getattr(by, "pk", None)]
+    with conn.cursor() as cursor:
+        if conn.vendor == "postgresql":
+            cursor.execute(
+                f"WITH ins AS ({statement.insert} RETURNING *), hist AS ({statement.history} FROM ins) "
+                "SELECT id FROM ins",
+                [*values, *history_values],
+            )
+            row = cursor.fetchone()
+        else:
+            with transaction.atomic(using=conn.alias):
+                cursor.execute(f"{statement.insert} RETURNING id", values)
+                row = cursor.fetchone()
+                if row is not None:
+                    table = conn.ops.quote_name(DailyReport._meta.db_table)
+                    cursor.execute(f"{statement.history} FROM {table} WHERE id = %s", [*history_values, row[0]])
+    if row is None:
+        return False
+    report.pk = row[0]
+    report._state.adding, report._state.db = False, conn.alias
+    return True
 
 
 def report_submit(
@@ -371,10 +544,35 @@ def report_submit(
     Returns CREATED for a new report, UNCHANGED for an identical retry (same client id
     with the same answer, or the same answer for the same slot — whatever the time), and
     UPDATED for an edit while the slot is open.  Race-safe: two concurrent identical
-    submissions produce one report, the loser reads the winner's row."""
+    submissions produce one report, the loser reads the winner's row.  A first report
+    costs one read and one write (the fast path above)."""
     now = now or local_now()
-    day = on or now.astimezone(timezone.get_default_timezone()).date()
-    slot = slot_for(student=student, slot_code=slot_code)
+    local = now.astimezone(timezone.get_default_timezone())
+    day = on or local.date()
+    by = by if by is not None else student.user
+    digest = answer.digest()
+    probe = _probe(
+        student=student, slot_code=slot_code, day=day, client_id=client_id, digest=digest, second=_second_of_day(local)
+    )
+    if probe is None:
+        raise _error("slot", _("本校区没有这个打卡时段。"), "does_not_exist")
+    slot = probe.slot
+    if not probe.exists:
+        _check_open_for_new(slot, day, now)
+        report = _new_report(student=student, slot=slot, day=day)
+        _apply(
+            report,
+            answer=answer,
+            digest=digest,
+            source=ReportSource.SELF,
+            by=by,
+            now=now,
+            client_id=client_id,
+            bot_flags=probe.bot_flags,
+        )
+        if _insert_new(report, by=by):
+            return SubmitResult(report, SubmitOutcome.CREATED)
+        # A twin got in between the read and the write: decide against what it stored.
     with transaction.atomic():
         return _submit(
             student=student,
@@ -384,7 +582,7 @@ def report_submit(
             answer=answer,
             client_id=client_id,
             source=ReportSource.SELF,
-            by=by if by is not None else student.user,
+            by=by,
             now=now,
         )
 

@@ -10,6 +10,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.serializers import FlatSerializer
 from reports.filters import ID_MAX
 from reports.models import (
     TEMPERATURE_MAX,
@@ -86,7 +87,7 @@ class CheckinTodaySerializer(serializers.Serializer):
 # ---------------------------------------------------------------------------
 # Reports
 # ---------------------------------------------------------------------------
-class ReportInputSerializer(serializers.Serializer):
+class ReportInputSerializer(FlatSerializer):
     """A student's check-in.  ``slot`` is the slot code of the student's campus; ``date``
     defaults to today; ``client_id`` is a UUID the app generates once per submission
     and repeats on every retry."""
@@ -146,9 +147,10 @@ class ProxyReportInputSerializer(ReportInputSerializer):
     contact_note = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
 
 
-class DailyReportSerializer(serializers.Serializer):
-    """A check-in report.  Declared field by field (not a ModelSerializer): it is on
-    the hot path of every submission, and model introspection per request is slow."""
+class DailyReportSerializer(FlatSerializer):
+    """A check-in report.  Declared field by field (not a ModelSerializer) and flat: it
+    is on the hot path of every submission, where model introspection and DRF's deep
+    copy of the fields per instance are slow."""
 
     id = serializers.IntegerField(read_only=True)
     student = serializers.IntegerField(source="student_id", read_only=True)

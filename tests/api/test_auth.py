@@ -3,8 +3,15 @@ lockout on username + IP answered as 429 ``locked_out``."""
 
 from __future__ import annotations
 
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import AccessToken
 
+from students.models import Student
+from students.selectors import user_with_student
 from tests.reports.checkin import codes
 from tests.world import PASSWORD
 
@@ -95,3 +102,56 @@ def test_overlong_username_is_a_400_not_a_server_error(world):
     assert response.status_code == 400
     assert codes(response, "username") == ["max_length"]
     assert _login("stu_A", PASSWORD).status_code == 200
+
+
+def _bearer(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(user)}")
+    return client
+
+
+def test_a_deactivated_account_is_refused_with_a_valid_token(world):
+    client = _bearer(world["A"].student_user)
+    world["A"].student_user.is_active = False
+    world["A"].student_user.save(update_fields=["is_active"])
+    response = client.get("/api/v1/me/")
+    assert response.status_code == 401
+    assert codes(response, "detail") == ["user_inactive"]
+
+
+def test_a_deleted_account_is_refused_with_a_valid_token(world):
+    user = get_user_model().objects.create_user("gone", password=PASSWORD)
+    client = _bearer(user)
+    user.delete()
+    response = client.get("/api/v1/me/")
+    assert response.status_code == 401
+    assert codes(response, "detail") == ["user_not_found"]
+
+
+def test_bearer_user_comes_with_the_student_as_the_orm_reads_them(world):
+    """user_with_student builds the same instances a queryset would (every column,
+    converted: dates, datetimes, booleans), with the two sides of the link cached."""
+    user = user_with_student(world["A"].student_user.pk)
+    expected_user = get_user_model().objects.get(pk=world["A"].student_user.pk)
+    expected_student = Student.objects.get(user=expected_user)
+    fields = [f.attname for f in get_user_model()._meta.concrete_fields]
+    assert [getattr(user, f) for f in fields] == [getattr(expected_user, f) for f in fields]
+    fields = [f.attname for f in Student._meta.concrete_fields]
+    with CaptureQueriesContext(connection) as captured:
+        student = user.student
+        assert student.user is user
+    assert captured.captured_queries == []
+    assert [getattr(student, f) for f in fields] == [getattr(expected_student, f) for f in fields]
+    staff = user_with_student(world.uni_admin.pk)
+    with CaptureQueriesContext(connection) as captured, pytest.raises(Student.DoesNotExist):
+        staff.student  # noqa: B018 - known to have none, without asking again
+    assert captured.captured_queries == []
+    assert user_with_student(10**9) is None
+
+
+def test_staff_token_reaches_staff_endpoints_and_is_no_student(world):
+    client = _bearer(world["A"].counsellor)
+    assert client.get("/api/v1/me/").json()["student"] is None
+    response = client.post("/api/v1/reports/", {"slot": "morning", "temperature": "36.5"}, format="json")
+    assert response.status_code == 403
+    assert codes(response, "detail") == ["not_a_student"]

@@ -73,19 +73,20 @@ def test_concurrent_identical_submissions_make_one_report(monkeypatch, time_mach
     payload = answer(client_id=str(uuid.uuid4()))
 
     # Both requests look for an existing report, find none, and only then insert: the
-    # barrier makes the race happen every time instead of now and then.
+    # barrier makes the race happen every time instead of now and then.  The loser's
+    # INSERT … ON CONFLICT writes nothing and it decides on the locking path.
     barrier = threading.Barrier(2, timeout=10)
-    original = services._lock_existing
+    original = services._probe
     waited = threading.local()
 
-    def racing_lookup(**kwargs):
-        rows = original(**kwargs)
+    def racing_probe(**kwargs):
+        probe = original(**kwargs)
         if not getattr(waited, "done", False):
             waited.done = True
             barrier.wait()
-        return rows
+        return probe
 
-    monkeypatch.setattr(services, "_lock_existing", racing_lookup)
+    monkeypatch.setattr(services, "_probe", racing_probe)
     results: list[int] = []
     errors: list[BaseException] = []
 

@@ -1,0 +1,74 @@
+"""The API's shared plumbing on the hot path: flat serializers (fields copied one level
+deep, not deep-copied) and the Redis cache backend that reuses its client."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.cache import caches
+from django.test import override_settings
+from rest_framework import serializers
+
+from config.serializers import FlatSerializer
+from reports.api.serializers import DailyReportSerializer, ReportInputSerializer
+from reports.models import SlotCode
+
+
+class _Deep(serializers.Serializer):
+    slot = serializers.ChoiceField(choices=SlotCode.choices)
+    temperature = serializers.DecimalField(max_digits=4, decimal_places=1, min_value=34, max_value=42)
+    tags = serializers.ListField(child=serializers.ChoiceField(choices=["a", "b"]), required=False)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=5)
+
+
+class _Flat(FlatSerializer, _Deep):
+    pass
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"slot": "morning", "temperature": "36.5", "tags": ["a"], "note": "ok"},
+        {"slot": "dawn", "temperature": "50", "tags": ["c"], "note": "too long"},
+        {"temperature": "x", "tags": "a"},
+    ],
+)
+def test_flat_serializer_validates_and_renders_as_drf_does(data):
+    deep, flat = _Deep(data=data), _Flat(data=data)
+    assert deep.is_valid() == flat.is_valid()
+    assert deep.errors == flat.errors  # ErrorDetail equality compares the codes too
+    if deep.is_valid():
+        assert _Deep(deep.validated_data).data == _Flat(flat.validated_data).data
+
+
+def test_flat_serializer_instances_bind_their_own_fields():
+    one, two = _Flat(data={}), _Flat(data={})
+    assert one.fields["slot"] is not two.fields["slot"]
+    assert one.fields["slot"].parent is one
+    assert two.fields["slot"].parent is two
+    # The declared field stays unbound: the next instance starts from the class's.
+    assert _Flat._declared_fields["slot"].parent is None
+
+
+def test_flat_serializer_refuses_nested_serializers():
+    with pytest.raises(TypeError, match="cannot nest"):
+
+        class _Nested(FlatSerializer):
+            inner = _Deep()
+
+    with pytest.raises(TypeError, match="cannot nest"):
+
+        class _NestedList(FlatSerializer):
+            inner = serializers.ListField(child=_Deep())
+
+
+def test_the_check_in_serializers_are_flat():
+    assert issubclass(ReportInputSerializer, FlatSerializer)
+    assert issubclass(DailyReportSerializer, FlatSerializer)
+
+
+@override_settings(CACHES={"reuse": {"BACKEND": "config.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}})
+def test_redis_cache_reuses_one_client_per_server():
+    backend = caches.create_connection("reuse")
+    first = backend._cache.get_client("k")
+    assert backend._cache.get_client("other") is first
+    assert backend._cache.get_client("k", write=True) is first  # one server: reads and writes share it
