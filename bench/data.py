@@ -160,7 +160,7 @@ def _repeat_weeks(model, *, template: list[dt.date], lowest: dt.date) -> int:
     sql = (
         f"INSERT INTO {model._meta.db_table} ({', '.join(f.column for f in columns)}) "
         f"SELECT {', '.join(select)} FROM {model._meta.db_table} "
-        f"CROSS JOIN generate_series(%s, %s) AS k "
+        f"CROSS JOIN generate_series(%s::int, %s::int) AS k "
         f"WHERE date BETWEEN %s AND %s AND date - (k * {width}) >= %s"
     )
     halves = [(1, shifts // 2), (shifts // 2 + 1, shifts)]

@@ -1,4 +1,5 @@
-"""The Redis cache backend: Django's own, reusing one redis-py client per server.
+"""The Redis cache backend: Django's own, reusing one redis-py client per server, plus
+an expiring counter for the API's throttles (:mod:`config.throttles`).
 
 Django's ``RedisCacheClient.get_client`` builds a new ``redis.Redis`` around the
 (reused) connection pool for every cache call, and redis-py's constructor registers
@@ -27,8 +28,21 @@ class _ReusingClient(RedisCacheClient):
 
 
 class RedisCache(DjangoRedisCache):
-    """``django.core.cache.backends.redis.RedisCache`` with one client per server."""
+    """``django.core.cache.backends.redis.RedisCache`` with one client per server, and a
+    counter for the API's throttles."""
 
     def __init__(self, server, params) -> None:
         super().__init__(server, params)
         self._class = _ReusingClient
+
+    def incr_expiring(self, key: str, timeout: int, version=None) -> int:
+        """Add one to the counter ``key`` and return it; the counter expires ``timeout``
+        seconds after its last increment.  One round trip (``INCR`` and ``EXPIRE``,
+        pipelined), and never a counter without an expiry."""
+        key = self.make_and_validate_key(key, version=version)
+        client = self._cache.get_client(key, write=True)
+        with client.pipeline(transaction=False) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, timeout)
+            count, _expiry_set = pipe.execute()
+        return int(count)

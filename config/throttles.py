@@ -1,6 +1,13 @@
 """API throttles: DRF's scoped rates (``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]``) on the
 shared cache — Redis in production; the embedded default's local-memory cache counts
-per process."""
+per process.
+
+On Redis a rate is a fixed window counted with one round trip (``INCR`` on a key that
+expires with its window, :meth:`config.cache.RedisCache.incr_expiring`); DRF's own
+sliding log reads and rewrites a pickled list of timestamps, two round trips on every
+request (a tenth of a check-in's CPU).  A fixed window lets at most twice the rate
+through across a window's edge, which the check-in's and the login's rates allow for
+(logins are also locked out by django-axes).  Other caches keep DRF's log."""
 
 from __future__ import annotations
 
@@ -30,11 +37,35 @@ class _LiveRates:
             return True
 
 
-class ScopedThrottle(_LiveRates, ScopedRateThrottle):
+class _CountedWindow(SimpleRateThrottle):
+    """A fixed window counted by the cache when it can count (see the module);
+    otherwise DRF's sliding log."""
+
+    window_ends: float | None = None
+
+    def allow_request(self, request, view):
+        count = getattr(self.cache, "incr_expiring", None)
+        if self.rate is None or count is None:
+            return super().allow_request(request, view)
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        self.now = self.timer()
+        window = int(self.now // self.duration)
+        self.window_ends = (window + 1) * self.duration
+        return count(f"{self.key}:{window}", self.duration) <= self.num_requests
+
+    def wait(self):
+        if self.window_ends is None:
+            return super().wait()
+        return max(0.0, self.window_ends - self.timer())
+
+
+class ScopedThrottle(_LiveRates, ScopedRateThrottle, _CountedWindow):
     """DRF's scoped throttle (per user, or per IP when anonymous) on the shared cache."""
 
 
-class LoginRateThrottle(_LiveRates, SimpleRateThrottle):
+class LoginRateThrottle(_LiveRates, _CountedWindow):
     """Login attempts per username and IP together: one noisy client behind the campus
     NAT must not lock out the thousands of students sharing its address."""
 

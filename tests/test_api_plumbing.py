@@ -72,3 +72,27 @@ def test_redis_cache_reuses_one_client_per_server():
     first = backend._cache.get_client("k")
     assert backend._cache.get_client("other") is first
     assert backend._cache.get_client("k", write=True) is first  # one server: reads and writes share it
+
+
+class _WithMethod(FlatSerializer):
+    name = serializers.CharField()
+    shout = serializers.SerializerMethodField()
+
+    def get_shout(self, obj) -> str:
+        return f"{obj['name']}{self.context.get('mark', '!')}"
+
+
+def test_rendering_shares_one_set_of_bound_fields_only_for_plain_fields():
+    assert _Flat._shares_rendering
+    assert DailyReportSerializer._shares_rendering
+    assert not _WithMethod._shares_rendering
+    data = {"slot": "morning", "temperature": "36.5", "tags": ["a"], "note": "ok"}
+    assert _Flat(data).data == _Deep(data).data
+    assert next(iter(_Flat(data)._readable_fields)) is next(iter(_Flat(data)._readable_fields))
+    # A field that reads its serializer (here its context) keeps per-instance fields.
+    assert _WithMethod({"name": "x"}, context={"mark": "?"}).data == {"name": "x", "shout": "x?"}
+    assert _WithMethod({"name": "y"}).data == {"name": "y", "shout": "y!"}
+    # Validating input always binds the instance's own fields.
+    validating = _Flat(data=data)
+    assert validating.is_valid()
+    assert all(f.parent is validating for f in validating._readable_fields)
