@@ -4,7 +4,9 @@
   (every campus has it): compute every class, grade, college, campus and the
   university, and replace the day's snapshots;
 - reference: one hand-written SQL statement computing the same class-level figures
-  (checked equal to the roll-up's classes);
+  (checked equal to the roll-up's classes), run as a person runs it on the stock
+  server — and, for a like-with-like row, under the session settings the roll-up gives
+  its own statement (no JIT compilation, a plan for its parameters);
 - naive: the per-unit ORM loop a typical developer writes — for each class a dozen
   ``.count()`` queries, the students' whereabouts in Python and an
   ``update_or_create`` of its snapshot — timed on a sample of classes and
@@ -24,7 +26,7 @@ from django.utils import timezone
 from bench.core import QueryCounter, count_queries, summary, timings
 from campuses.models import SchoolClass
 from reports.models import FEVER_AT, CheckinSlot, DailyReport, Excusal, ReportSource
-from reports.rollup import rollup_compile, rollup_compute
+from reports.rollup import ROLLUP_SESSION_SETTINGS, rollup_compile, rollup_compute
 from reports.rollup_models import FIGURES, Level, RollupSnapshot
 from students.models import EnrolmentStatus, KeyAttentionTag, Student, Whereabouts
 
@@ -52,9 +54,13 @@ GROUP BY s.school_class_id
 """
 
 
-def hand_sql(*, on: dt.date, slot_code: str) -> dict[int, dict[str, int]]:
-    """The class-level figures of (``on``, ``slot_code``) in one statement."""
-    with connection.cursor() as cursor:
+def hand_sql(*, on: dt.date, slot_code: str, jit: bool = True) -> dict[int, dict[str, int]]:
+    """The class-level figures of (``on``, ``slot_code``) in one statement, as a person
+    runs it on the stock server; ``jit=False``: under the session settings the product
+    gives its own statement (no JIT, a custom plan), for the like-with-like row."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        if not jit and connection.vendor == "postgresql":
+            cursor.execute(ROLLUP_SESSION_SETTINGS)
         cursor.execute(HAND_SQL, {"date": on, "slot": slot_code, "fever": FEVER_AT})
         return {row[0]: dict(zip(FIGURES, (int(v or 0) for v in row[1:]), strict=True)) for row in cursor.fetchall()}
 
@@ -127,6 +133,7 @@ def measure(*, on: dt.date, slot_code: str = "morning", repeats: int = 5, naive_
     classes = {u.unit_id: u.counts for u in computed.units.values() if u.level == Level.SCHOOL_CLASS}
     mismatched = sorted(k for k in set(classes) | set(sql_rows) if classes.get(k) != sql_rows.get(k))
     reference = timings(lambda: hand_sql(on=on, slot_code=slot_code), repeats=repeats, warmup=0)
+    like_with_like = timings(lambda: hand_sql(on=on, slot_code=slot_code, jit=False), repeats=repeats, warmup=0)
 
     all_classes = list(SchoolClass.objects.order_by("pk").values_list("pk", flat=True))
     step = max(1, len(all_classes) // naive_sample)
@@ -145,6 +152,7 @@ def measure(*, on: dt.date, slot_code: str = "morning", repeats: int = 5, naive_
         "rollup": summary(product),
         "rollup_queries": queries,
         "hand_sql": summary(reference),
+        "hand_sql_product_settings": summary(like_with_like),
         "hand_sql_queries": sql_queries,
         "hand_sql_matches_rollup": not mismatched,
         "hand_sql_mismatched_classes": mismatched[:10],

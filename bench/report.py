@@ -102,6 +102,11 @@ def checks_from(results: dict) -> list[dict]:
         out.append(check("2d", f"{what}: growth {scale}", g, "×", target=f"≤ {factor:.0f}× (linear)",
                          met=g is not None and g <= factor, reference="time at the small size",
                          reference_figure=small / 1000 if small else None, reference_unit="s"))  # fmt: skip
+        same = _get(r, "hand_sql_product_settings", "median_ms")
+        if same:
+            out.append(check("2e", what + " vs the same SQL under the roll-up's settings", t, "s", target="—",
+                             met=None, reference="hand-written SQL, no JIT", reference_figure=same / 1000,
+                             ratio_kind="times", note="JIT off and a custom plan for both"))  # fmt: skip
     else:
         out += _failed(results, "rollup", [("2a", "2 nightly roll-up", "≤ 1 s, ≤ 1.5× SQL, ≥ 100× naive")])
 

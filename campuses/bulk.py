@@ -25,10 +25,10 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 CHUNK = 5000
 
 
-def _sqlite_value(field: models.Field) -> Callable:
+def _sqlite_value(field: models.Field) -> Callable | None:
     """What Django's SQLite backend stores for ``field`` — UTC-naive text for aware
     datetimes (USE_TZ), ISO dates, JSON text, decimals as text — without the ORM's
-    per-value overhead."""
+    per-value overhead; None when the value goes as it is."""
     kind = field.get_internal_type()
     if kind == "DateTimeField":
         return lambda v: None if v is None else v.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
@@ -42,14 +42,37 @@ def _sqlite_value(field: models.Field) -> Callable:
         return lambda v: None if v is None else str(v)
     if kind == "UUIDField":
         return lambda v: None if v is None else v.hex
-    return lambda v: v
+    return None
 
 
-def _copy_value(field: models.Field) -> Callable:
+def _copy_value(field: models.Field) -> Callable | None:
     """PostgreSQL COPY: psycopg adapts Python values; JSON goes as its text."""
-    if field.get_internal_type() == "JSONField":
-        return json.dumps
-    return lambda v: v
+    return json.dumps if field.get_internal_type() == "JSONField" else None
+
+
+def _converter(converters: Sequence[Callable | None]) -> Callable[[Sequence], Sequence]:
+    """One row's conversion: only the columns that need one are touched (most values
+    go as they are, and a per-value call for them costs more than the write)."""
+    todo = [(i, c) for i, c in enumerate(converters) if c is not None]
+    width = len(converters)
+    if not todo:
+
+        def check(row: Sequence) -> Sequence:
+            if len(row) != width:
+                raise ValueError(f"a row of {len(row)} values for {width} columns")
+            return row
+
+        return check
+
+    def convert(row: Sequence) -> list:
+        if len(row) != width:
+            raise ValueError(f"a row of {len(row)} values for {width} columns")
+        row = list(row)
+        for i, c in todo:
+            row[i] = c(row[i])
+        return row
+
+    return convert
 
 
 def insert_rows(model: type[models.Model], fields: Sequence[models.Field], rows: Iterable[Sequence]) -> int:
@@ -59,7 +82,7 @@ def insert_rows(model: type[models.Model], fields: Sequence[models.Field], rows:
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     written = 0
     if connection.vendor == "postgresql":
-        convert = [_copy_value(f) for f in fields]
+        convert = _converter([_copy_value(f) for f in fields])
         # psycopg's copy() is not wrapped by Django: map its errors (IntegrityError...) too.
         with (
             connection.wrap_database_errors,
@@ -67,18 +90,18 @@ def insert_rows(model: type[models.Model], fields: Sequence[models.Field], rows:
             cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
         ):
             for row in rows:
-                copy.write_row([c(v) for c, v in zip(convert, row, strict=True)])
+                copy.write_row(convert(row))
                 written += 1
         return written
     if connection.vendor == "sqlite":
-        convert = [_sqlite_value(f) for f in fields]
+        convert = _converter([_sqlite_value(f) for f in fields])
     else:
-        convert = [lambda v, f=f: f.get_db_prep_save(v, connection) for f in fields]
+        convert = _converter([lambda v, f=f: f.get_db_prep_save(v, connection) for f in fields])
     sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
-    buffer: list[list] = []
+    buffer: list[Sequence] = []
     with connection.cursor() as cursor:
         for row in rows:
-            buffer.append([c(v) for c, v in zip(convert, row, strict=True)])
+            buffer.append(convert(row))
             if len(buffer) >= CHUNK:
                 cursor.executemany(sql, buffer)
                 written += len(buffer)
@@ -142,10 +165,10 @@ def update_objects(model: type[models.Model], objs: Sequence[models.Model], fiel
     pk = connection.ops.quote_name(model._meta.pk.column)
     sql = f"UPDATE {table} SET {assignments} WHERE {pk} = %s"
     if connection.vendor == "sqlite":
-        convert = [_sqlite_value(f) for f in fields]
+        convert = _converter([_sqlite_value(f) for f in fields])
     else:
-        convert = [lambda v, f=f: f.get_db_prep_save(v, connection) for f in fields]
-    params = [[c(f.pre_save(obj, False)) for c, f in zip(convert, fields, strict=True)] + [obj.pk] for obj in objs]
+        convert = _converter([lambda v, f=f: f.get_db_prep_save(v, connection) for f in fields])
+    params = [[*convert([f.pre_save(obj, False) for f in fields]), obj.pk] for obj in objs]
     with connection.cursor() as cursor:
         for start in range(0, len(params), CHUNK):
             cursor.executemany(sql, params[start : start + CHUNK])

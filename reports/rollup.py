@@ -7,61 +7,138 @@ elsewhere, and the number of students per key-attention group; stored as snapsho
 per unit and day; rerunning gives identical snapshots; a run killed half-way and
 rerun converges; the live "today so far" figures come from this same code.
 
-How: two GROUP BY statements over the students of the university (figures per class,
-key-attention tags per class), one read of the tree, then the classes are summed up
-the tree in Python (a few thousand rows) and the whole day is replaced in one
-transaction — so a killed run leaves the previous state and a rerun redoes it.
+How: one statement over the students of the university gives every class's figures,
+its key-attention counts (a pivot of the few tag kinds) and its place in the tree.
+The nightly compile sums the levels above in the same statement and writes them as
+the day's snapshots, the whole day replaced in one transaction — so a killed run
+leaves the previous state and a rerun redoes it; the live figures of a dashboard sum
+a subtree's classes in Python (a few thousand list additions).  On PostgreSQL these
+statements run without JIT compilation (which cost more than half of the run time at
+100,000 students) and with a plan made for their parameters (a prepared statement's
+generic plan probes the reports per student).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import operator
 import time
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from campuses.bulk import insert_rows
-from campuses.models import SchoolClass
+from campuses.models import Campus, College, Grade, SchoolClass, University
 from reports.models import FEVER_AT, CheckinSlot, DailyReport, Excusal
 from reports.rollup_models import FIGURES, LEVEL_BELOW, Level, RollupRun, RollupSnapshot
-from students.models import EnrolmentStatus, KeyAttentionTag, Student
+from students.models import AttentionTag, EnrolmentStatus, KeyAttentionTag, Student
 
-_CLASS_FIGURES_SQL = """
-SELECT s.school_class_id,
-       SUM(CASE WHEN ex.student_id IS NULL THEN 1 ELSE 0 END),
-       SUM(CASE WHEN ex.student_id IS NULL AND r.id IS NOT NULL THEN 1 ELSE 0 END),
-       SUM(CASE WHEN ex.student_id IS NULL AND r.id IS NULL THEN 1 ELSE 0 END),
-       SUM(CASE WHEN ex.student_id IS NOT NULL THEN 1 ELSE 0 END),
-       SUM(CASE WHEN ex.student_id IS NULL AND r.late THEN 1 ELSE 0 END),
-       SUM(CASE WHEN ex.student_id IS NULL AND r.source = 'proxy' THEN 1 ELSE 0 END),
-       SUM(CASE WHEN ex.student_id IS NULL AND r.abnormal THEN 1 ELSE 0 END),
-       SUM(CASE WHEN ex.student_id IS NULL AND r.temperature >= %(fever)s THEN 1 ELSE 0 END),
-       SUM(CASE WHEN r.health_status = 'quarantine' THEN 1 ELSE 0 END),
-       SUM(CASE WHEN COALESCE(r.whereabouts, s.whereabouts) = 'on_campus' THEN 1 ELSE 0 END),
-       SUM(CASE WHEN COALESCE(r.whereabouts, s.whereabouts) = 'home' THEN 1 ELSE 0 END),
-       SUM(CASE WHEN COALESCE(r.whereabouts, s.whereabouts) NOT IN ('on_campus', 'home') THEN 1 ELSE 0 END)
-FROM {student} s
-JOIN {slot} sl ON sl.campus_id = s.campus_id AND sl.code = %(slot)s AND sl.active
-LEFT JOIN {report} r ON r.student_id = s.id AND r.date = %(date)s AND r.slot_id = sl.id
-LEFT JOIN (
-    SELECT DISTINCT student_id FROM {excusal}
-    WHERE starts_on <= %(date)s AND (ends_on IS NULL OR ends_on >= %(date)s)
-) ex ON ex.student_id = s.id
-WHERE s.enrolment_status = %(enrolled)s {unit_filter}
-GROUP BY s.school_class_id
+#: The key-attention tag kinds, in the order of the pivot's columns.
+TAG_KINDS: tuple[str, ...] = tuple(AttentionTag.values)
+
+_FIGURE_SUMS = """
+           SUM(CASE WHEN ex.student_id IS NULL THEN 1 ELSE 0 END) AS f0,
+           SUM(CASE WHEN ex.student_id IS NULL AND r.id IS NOT NULL THEN 1 ELSE 0 END) AS f1,
+           SUM(CASE WHEN ex.student_id IS NULL AND r.id IS NULL THEN 1 ELSE 0 END) AS f2,
+           SUM(CASE WHEN ex.student_id IS NOT NULL THEN 1 ELSE 0 END) AS f3,
+           SUM(CASE WHEN ex.student_id IS NULL AND r.late THEN 1 ELSE 0 END) AS f4,
+           SUM(CASE WHEN ex.student_id IS NULL AND r.source = 'proxy' THEN 1 ELSE 0 END) AS f5,
+           SUM(CASE WHEN ex.student_id IS NULL AND r.abnormal THEN 1 ELSE 0 END) AS f6,
+           SUM(CASE WHEN ex.student_id IS NULL AND r.temperature >= %(fever)s THEN 1 ELSE 0 END) AS f7,
+           SUM(CASE WHEN r.health_status = 'quarantine' THEN 1 ELSE 0 END) AS f8,
+           SUM(CASE WHEN COALESCE(r.whereabouts, s.whereabouts) = 'on_campus' THEN 1 ELSE 0 END) AS f9,
+           SUM(CASE WHEN COALESCE(r.whereabouts, s.whereabouts) = 'home' THEN 1 ELSE 0 END) AS f10,
+           SUM(CASE WHEN COALESCE(r.whereabouts, s.whereabouts) NOT IN ('on_campus', 'home') THEN 1 ELSE 0 END)
+               AS f11"""
+
+_ROLLUP_SQL = """
+SELECT c.*, k.name AS class_name, g.id AS grade_id, g.name AS grade_name, co.id AS college_id,
+       co.name AS college_name, ca.id AS campus_id, ca.name AS campus_name, u.id AS university_id,
+       u.name AS university_name
+FROM (
+    SELECT s.school_class_id,{figure_sums},
+           {tag_sums}
+    FROM {student} s
+    JOIN {slot} sl ON sl.campus_id = s.campus_id AND sl.code = %(slot)s AND sl.active
+    LEFT JOIN {report} r ON r.student_id = s.id AND r.date = %(date)s AND r.slot_id = sl.id
+    LEFT JOIN (
+        SELECT DISTINCT student_id FROM {excusal}
+        WHERE starts_on <= %(date)s AND (ends_on IS NULL OR ends_on >= %(date)s)
+    ) ex ON ex.student_id = s.id
+    LEFT JOIN (
+        SELECT student_id, {tag_flags}
+        FROM {tag}
+        WHERE since <= %(date)s AND (until IS NULL OR until >= %(date)s)
+        GROUP BY student_id
+    ) tg ON tg.student_id = s.id
+    WHERE s.enrolment_status = %(enrolled)s {unit_filter}
+    GROUP BY s.school_class_id
+) c
+JOIN {klass} k ON k.id = c.school_class_id
+JOIN {grade} g ON g.id = k.grade_id
+JOIN {college} co ON co.id = g.college_id
+JOIN {campus} ca ON ca.id = co.campus_id
+JOIN {university} u ON u.id = ca.university_id
 """
 
-_CLASS_TAGS_SQL = """
-SELECT s.school_class_id, t.tag, COUNT(DISTINCT s.id)
-FROM {tag} t
-JOIN {student} s ON s.id = t.student_id
-JOIN {slot} sl ON sl.campus_id = s.campus_id AND sl.code = %(slot)s AND sl.active
-WHERE t.since <= %(date)s AND (t.until IS NULL OR t.until >= %(date)s)
-  AND s.enrolment_status = %(enrolled)s {unit_filter}
-GROUP BY s.school_class_id, t.tag
+#: The nightly compile's classes: the class statement of :data:`_ROLLUP_SQL`, kept in
+#: a temporary table of a few thousand rows.  ``CREATE TABLE … AS`` may run in parallel
+#: on PostgreSQL, where an ``INSERT … SELECT`` reading 100,000 students may not.
+_CLASSES_TABLE = "tongxin_rollup_classes"
+
+#: The snapshots of every level summed from the classes, written in one statement
+#: (portable SQL: a UNION ALL of GROUP BYs, so SQLite runs it too).
+_COMPILE_SQL = """
+INSERT INTO {snapshot} ({columns})
+SELECT %(date)s, %(slot)s, 'school_class', school_class_id, grade_id, campus_id, college_id, grade_id,
+       class_name, {class_figures}, {class_tags}, %(now)s
+FROM {classes}
+UNION ALL
+SELECT %(date)s, %(slot)s, 'grade', grade_id, college_id, campus_id, college_id, grade_id,
+       MAX(grade_name), {sum_figures}, {sum_tags}, %(now)s
+FROM {classes} GROUP BY grade_id, college_id, campus_id
+UNION ALL
+SELECT %(date)s, %(slot)s, 'college', college_id, campus_id, campus_id, college_id, NULL,
+       MAX(college_name), {sum_figures}, {sum_tags}, %(now)s
+FROM {classes} GROUP BY college_id, campus_id
+UNION ALL
+SELECT %(date)s, %(slot)s, 'campus', campus_id, university_id, campus_id, NULL, NULL,
+       MAX(campus_name), {sum_figures}, {sum_tags}, %(now)s
+FROM {classes} GROUP BY campus_id, university_id
+UNION ALL
+SELECT %(date)s, %(slot)s, 'university', university_id, NULL, NULL, NULL, NULL,
+       MAX(university_name), {sum_figures}, {sum_tags}, %(now)s
+FROM {classes} GROUP BY university_id
 """
+
+
+def _tags_json(values: list[str]) -> str:
+    """A JSON object of the tag counts that are not zero, in this database's SQL."""
+    pairs = ", ".join(f"'{tag}', NULLIF({v}, 0)" for tag, v in zip(TAG_KINDS, values, strict=True))
+    if connection.vendor == "postgresql":
+        return f"jsonb_strip_nulls(jsonb_build_object({pairs}))"
+    return f"json_patch('{{}}', json_object({pairs}))"  # a merge patch drops the nulls
+
+
+def _compile_sql() -> str:
+    qn = connection.ops.quote_name
+    figures = [f"f{i}" for i in range(len(FIGURES))]
+    tags = [f"t{i}" for i in range(len(TAG_KINDS))]
+    columns = [
+        "date", "slot_code", "level", "unit_id", "parent_id", "campus_id", "college_id", "grade_id", "unit_name",
+        *FIGURES, "tags", "computed_at",
+    ]  # fmt: skip
+    return _COMPILE_SQL.format(
+        classes=_CLASSES_TABLE,
+        snapshot=qn(RollupSnapshot._meta.db_table),
+        columns=", ".join(qn(RollupSnapshot._meta.get_field(name).column) for name in columns),
+        class_figures=", ".join(figures),
+        class_tags=_tags_json(tags),
+        sum_figures=", ".join(f"SUM({f})" for f in figures),
+        sum_tags=_tags_json([f"SUM({t})" for t in tags]),
+    )
+
 
 #: The student column that narrows a live roll-up to one unit's subtree.
 _UNIT_COLUMNS = {
@@ -72,13 +149,23 @@ _UNIT_COLUMNS = {
 }
 
 
-def _sql(template: str, unit_filter: str) -> str:
-    return template.format(
+def _sql(unit_filter: str) -> str:
+    return _ROLLUP_SQL.format(
+        figure_sums=_FIGURE_SUMS,
+        tag_sums=",\n           ".join(f"COALESCE(SUM(tg.t{i}), 0) AS t{i}" for i in range(len(TAG_KINDS))),
+        tag_flags=", ".join(
+            f"MAX(CASE WHEN tag = %(tag{i})s THEN 1 ELSE 0 END) AS t{i}" for i in range(len(TAG_KINDS))
+        ),
         student=Student._meta.db_table,
         slot=CheckinSlot._meta.db_table,
         report=DailyReport._meta.db_table,
         excusal=Excusal._meta.db_table,
         tag=KeyAttentionTag._meta.db_table,
+        klass=SchoolClass._meta.db_table,
+        grade=Grade._meta.db_table,
+        college=College._meta.db_table,
+        campus=Campus._meta.db_table,
+        university=University._meta.db_table,
         unit_filter=unit_filter,
     )
 
@@ -96,12 +183,6 @@ class UnitFigures:
     grade_id: int | None = None
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FIGURES, 0))
     tags: dict[str, int] = field(default_factory=dict)
-
-    def add(self, other: UnitFigures) -> None:
-        for name in FIGURES:
-            self.counts[name] += other.counts[name]
-        for tag, n in other.tags.items():
-            self.tags[tag] = self.tags.get(tag, 0) + n
 
     @property
     def completion(self) -> float | None:
@@ -128,80 +209,94 @@ class Rollup:
         )
 
 
+def _analytic_transaction():
+    """The transaction of a statement that reads the whole day.  On PostgreSQL: no JIT
+    and a plan made for its parameters, set for this transaction only.  Elsewhere none
+    (SQLite's transactions here take the write lock)."""
+    if connection.vendor != "postgresql":
+        return contextlib.nullcontext()
+    return transaction.atomic()
+
+
+#: What the roll-up's statements run under on PostgreSQL (transaction-local).
+ROLLUP_SESSION_SETTINGS = (
+    "SELECT set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true)"
+)
+
+
+def _params(on: dt.date, slot_code: str) -> dict:
+    params = {"date": on, "slot": slot_code, "enrolled": EnrolmentStatus.ENROLLED.value, "fever": FEVER_AT}
+    params.update({f"tag{i}": tag for i, tag in enumerate(TAG_KINDS)})
+    return params
+
+
 def rollup_compute(*, on: dt.date, slot_code: str, level: str | None = None, unit_id: int | None = None) -> Rollup:
     """Compute the figures of ``on``/``slot_code`` for every unit, or — for the live
     "today so far" of a dashboard — only for the subtree of (``level``, ``unit_id``)
-    and the units above it on the way to the university.  Reads only; four queries."""
-    params = {"date": on, "slot": slot_code, "enrolled": EnrolmentStatus.ENROLLED, "fever": FEVER_AT}
+    and the units above it on the way to the university.  Reads only; one query."""
+    params = _params(on, slot_code)
     unit_filter = ""
     if level is not None and level != Level.UNIVERSITY:
         unit_filter = f"AND s.{_UNIT_COLUMNS[level]} = %(unit)s"
         params["unit"] = unit_id
-    per_class: dict[int, UnitFigures] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(_sql(_CLASS_FIGURES_SQL, unit_filter), params)
-        for class_id, *values in cursor.fetchall():
-            figures = UnitFigures(level=Level.SCHOOL_CLASS, unit_id=class_id, name="")
-            figures.counts = {name: int(v or 0) for name, v in zip(FIGURES, values, strict=True)}
-            per_class[class_id] = figures
-        cursor.execute(_sql(_CLASS_TAGS_SQL, unit_filter), params)
-        for class_id, tag, n in cursor.fetchall():
-            if class_id in per_class:
-                per_class[class_id].tags[tag] = int(n)
-    tree = SchoolClass.objects.filter(pk__in=list(per_class)).values_list(
-        "id",
-        "name",
-        "grade_id",
-        "grade__name",
-        "grade__college_id",
-        "grade__college__name",
-        "grade__college__campus_id",
-        "grade__college__campus__name",
-        "grade__college__campus__university_id",
-        "grade__college__campus__university__name",
-    )
-    units: dict[tuple[str, int], UnitFigures] = {}
+    with _analytic_transaction(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(ROLLUP_SESSION_SETTINGS)
+        cursor.execute(_sql(unit_filter), params)
+        rows = cursor.fetchall()
 
-    def unit(level: str, unit_id: int, name: str, parent_id: int | None, **copies) -> UnitFigures:
-        key = (level, unit_id)
-        if key not in units:
-            units[key] = UnitFigures(level=level, unit_id=unit_id, name=name, parent_id=parent_id, **copies)
-        return units[key]
-
-    for cid, cname, gid, gname, coid, coname, caid, caname, uid, uname in tree.iterator():
-        klass = per_class[cid]
-        klass.name, klass.parent_id = cname, gid
-        klass.campus_id, klass.college_id, klass.grade_id = caid, coid, gid
-        units[(Level.SCHOOL_CLASS, cid)] = klass
-        for above in (
-            unit(Level.GRADE, gid, gname, coid, campus_id=caid, college_id=coid, grade_id=gid),
-            unit(Level.COLLEGE, coid, coname, caid, campus_id=caid, college_id=coid),
-            unit(Level.CAMPUS, caid, caname, uid, campus_id=caid),
-            unit(Level.UNIVERSITY, uid, uname, None),
-        ):
-            above.add(klass)
+    # Classes, then each level summed from the one below: a few thousand list additions.
+    width = len(FIGURES) + len(TAG_KINDS)
+    meta: dict[tuple[str, int], dict] = {}
+    vectors: dict[tuple[str, int], list[int]] = {}
+    parent_of: dict[tuple[str, int], tuple[str, int]] = {}
+    for row in rows:
+        cid = row[0]
+        cname, gid, gname, coid, coname, caid, caname, uid, uname = row[1 + width :]
+        key = (Level.SCHOOL_CLASS, cid)
+        vectors[key] = list(row[1 : 1 + width])
+        meta[key] = {"name": cname, "parent_id": gid, "campus_id": caid, "college_id": coid, "grade_id": gid}
+        chain = (
+            (
+                (Level.GRADE, gid),
+                {"name": gname, "parent_id": coid, "campus_id": caid, "college_id": coid, "grade_id": gid},
+            ),
+            ((Level.COLLEGE, coid), {"name": coname, "parent_id": caid, "campus_id": caid, "college_id": coid}),
+            ((Level.CAMPUS, caid), {"name": caname, "parent_id": uid, "campus_id": caid}),
+            ((Level.UNIVERSITY, uid), {"name": uname, "parent_id": None}),
+        )
+        below = key
+        for above, unit in chain:
+            parent_of[below] = above
+            if above in meta:
+                break  # the rest of the way up is known already
+            meta[above] = unit
+            below = above
+    for level in (Level.SCHOOL_CLASS, Level.GRADE, Level.COLLEGE, Level.CAMPUS):
+        for key in [k for k in vectors if k[0] == level]:
+            above = parent_of[key]
+            total = vectors.get(above)
+            vectors[above] = vectors[key] if total is None else list(map(operator.add, total, vectors[key]))
+    n = len(FIGURES)
+    units = {
+        key: UnitFigures(
+            level=key[0],
+            unit_id=key[1],
+            counts=dict(zip(FIGURES, vector[:n], strict=True)),
+            tags={tag: count for tag, count in zip(TAG_KINDS, vector[n:], strict=True) if count},
+            **meta[key],
+        )
+        for key, vector in vectors.items()
+    }
     return Rollup(date=on, slot_code=slot_code, units=units)
-
-
-_SNAPSHOT_FIELDS = [f for f in RollupSnapshot._meta.concrete_fields if not f.primary_key]
-
-
-def _snapshot_value(unit: UnitFigures, name: str, common: dict):
-    """The value of snapshot column ``name`` for ``unit``."""
-    if name in common:
-        return common[name]
-    if name in unit.counts:
-        return unit.counts[name]
-    if name == "unit_name":
-        return unit.name[:100]
-    if name == "tags":
-        return dict(sorted(unit.tags.items()))
-    return getattr(unit, name)
 
 
 @transaction.atomic
 def rollup_compile(*, on: dt.date, slot_code: str) -> RollupRun:
-    """Compile and store the snapshots of ``on``/``slot_code`` for the whole university.
+    """Compile and store the snapshots of ``on``/``slot_code`` for the whole university:
+    the class statement of :func:`rollup_compute` fills a temporary table, and one
+    statement sums each level above from it straight into the snapshot table
+    (:data:`_COMPILE_SQL`).
 
     Idempotent: the day's snapshots are replaced whole inside one transaction, so a
     rerun gives identical rows and a run killed half-way leaves the previous state,
@@ -213,17 +308,29 @@ def rollup_compile(*, on: dt.date, slot_code: str) -> RollupRun:
         date=on, slot_code=slot_code, defaults={"started_at": now}
     )
     run.started_at, run.finished_at = now, None
-    rollup = rollup_compute(on=on, slot_code=slot_code)
     RollupSnapshot.objects.filter(date=on, slot_code=slot_code).delete()
-    fields = [f.attname for f in _SNAPSHOT_FIELDS]
-    common = {"date": on, "slot_code": slot_code, "computed_at": now}
-    insert_rows(
-        RollupSnapshot,
-        _SNAPSHOT_FIELDS,
-        ([_snapshot_value(u, name, common) for name in fields] for u in rollup.units.values()),
-    )
+    params = _params(on, slot_code)
+    create = f"CREATE TEMPORARY TABLE {_CLASSES_TABLE} AS {_sql('')}"
+    prep = {name: RollupSnapshot._meta.get_field(name) for name in ("date", "computed_at")}
+    write = {
+        "date": prep["date"].get_db_prep_value(on, connection),
+        "slot": slot_code,
+        "now": prep["computed_at"].get_db_prep_value(now, connection),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {_CLASSES_TABLE}")
+        if connection.vendor == "postgresql":
+            cursor.execute(ROLLUP_SESSION_SETTINGS)
+            # CREATE TABLE … AS takes no bound parameters: the values are quoted by psycopg.
+            cursor.execute(connection.ops.compose_sql(create, params))
+        else:
+            cursor.execute(create, params)
+        cursor.execute(_compile_sql(), write)
+        run.units = cursor.rowcount
+        cursor.execute(f"DROP TABLE {_CLASSES_TABLE}")
+    if run.units < 0:  # Python's sqlite3 does not count the rows of every INSERT … SELECT
+        run.units = RollupSnapshot.objects.filter(date=on, slot_code=slot_code).count()
     run.finished_at = timezone.now()
-    run.units = len(rollup.units)
     run.seconds = round(time.monotonic() - started, 3)
     run.save()
     return run
