@@ -131,17 +131,26 @@ def checks_from(results: dict) -> list[dict]:
     else:
         out += _failed(results, "missing", [("3a", "3 missing list API", "class ≤ 50 ms, campus ≤ 300 ms p95")])
 
-    # 4. dashboards
+    # 4. dashboards: the page's p95 against 150 ms (4a-4f), and its median against the
+    # raw read's median (4g-4l) — medians for the speed-up, so that one slow sample on
+    # either side does not decide it.
     pages = _get(m, "dashboard", "large", "result", "pages")
     if pages:
-        for n, (key, row) in enumerate(pages.items()):
+        rows = list(pages.items())
+        for n, (key, row) in enumerate(rows):
             p95 = row["page"]["p95_ms"]
-            raw = row["raw_read"]["median_ms"]
-            faster = raw / row["page"]["median_ms"] if row["page"]["median_ms"] else 0
             out.append(
-                check(f"4{chr(97 + n)}", f"4 dashboard {key} p95", p95, "ms", target="≤ 150 ms; ≥ 100× faster",
-                      met=p95 <= 150 and faster >= 100, reference="raw reports read (median)", reference_figure=raw,
+                check(f"4{chr(97 + n)}", f"4 dashboard {key} p95", p95, "ms", target="≤ 150 ms", met=p95 <= 150,
+                      reference="raw reports read (median)", reference_figure=row["raw_read"]["median_ms"],
                       ratio_kind="faster", note=f"{row['queries']} queries, as {row['as']}")
+            )  # fmt: skip
+        for n, (key, row) in enumerate(rows, len(rows)):
+            median, raw = row["page"]["median_ms"], row["raw_read"]["median_ms"]
+            note = "a class's raw read is its ~30 students' rows" if key.startswith("school_class") else ""
+            out.append(
+                check(f"4{chr(97 + n)}", f"4 dashboard {key}: median vs the raw read", median, "ms",
+                      target="≥ 100× faster", met=bool(median) and raw / median >= 100,
+                      reference="raw reports read (median)", reference_figure=raw, ratio_kind="faster", note=note)
             )  # fmt: skip
     else:
         out += _failed(results, "dashboard", [("4a", "4 dashboard pages", "p95 ≤ 150 ms; ≥ 100× faster than raw")])

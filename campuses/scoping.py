@@ -225,5 +225,10 @@ def _build_scope(user, day: dt.date) -> Scope:
                 grants.append(Grant(role=role, level=level, unit_id=unit_id))
     from students.models import Student
 
-    student_id = Student.objects.filter(user_id=user.pk).values_list("id", flat=True).first()
+    link = Student._meta.get_field("user").remote_field
+    if link.is_cached(user):  # loaded with the user (config.authentication)
+        student = link.get_cached_value(user)
+        student_id = student.pk if student is not None else None
+    else:
+        student_id = Student.objects.filter(user_id=user.pk).values_list("id", flat=True).first()
     return Scope(user_id=user.pk, student_id=student_id, grants=tuple(grants))

@@ -1,5 +1,5 @@
-"""Bearer-token authentication of the API (simplejwt), with the user's student record
-loaded in the same query.
+"""Authentication with the user's student record loaded in the same query: the API's
+bearer tokens (simplejwt) and the web's sessions (Django's ``ModelBackend``).
 
 Every mobile request authenticates, and most of them are a student's (the check-in,
 ``me/``, ``checkin/today/``): simplejwt's own class reads the user, then each view read
@@ -12,6 +12,7 @@ and its refusals — answered with their own codes (``user_not_found``,
 
 from __future__ import annotations
 
+from django.contrib.auth.backends import ModelBackend as DjangoModelBackend
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from rest_framework.exceptions import AuthenticationFailed
@@ -52,3 +53,15 @@ class JWTUserScheme(SimpleJWTScheme):
     """The OpenAPI security scheme of :class:`JWTUserAuthentication`: simplejwt's bearer."""
 
     target_class = "config.authentication.JWTUserAuthentication"
+
+
+class ModelBackend(DjangoModelBackend):
+    """Django's ``ModelBackend``; a session's user comes with ``user.student`` (one
+    query per request instead of two — the scope of every page needs both)."""
+
+    def get_user(self, user_id):
+        try:
+            user = user_with_student(int(user_id))
+        except (TypeError, ValueError):
+            return None
+        return user if user is not None and self.user_can_authenticate(user) else None

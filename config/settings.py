@@ -189,7 +189,8 @@ LOGIN_URL = "admin:login"
 # django-axes' backend first: it refuses locked-out credentials before any password check.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend, loading the user's student record with the user.
+    "config.authentication.ModelBackend",
 ]
 # Lock on the username *and* IP together, never on the IP alone: campus NAT puts
 # thousands of students behind one address.

@@ -456,14 +456,27 @@ class ListPage:
         return self.total > len(self.rows)
 
 
-def missing_page(*, user, on: dt.date, slot_code: str, students: QuerySet[Student], limit: int) -> ListPage | None:
+def missing_page(
+    *,
+    user,
+    on: dt.date,
+    slot_code: str,
+    students: QuerySet[Student],
+    limit: int,
+    counted: Callable[[bool], int | None] | None = None,
+) -> ListPage | None:
     """The missing list (未报名单) of ``students`` as ``user`` may see it, or None if
-    they may not see it at all: two queries (count, page)."""
+    they may not see it at all: two queries (count, page).  ``counted(detailed)`` may
+    give the total instead of the count query (the unit's live roll-up, when the user
+    sees all of it): counting the missing students of a campus is an anti-join over
+    every one of them, the first page stops after ``limit`` rows."""
     try:
         qs, detailed = report_missing(user=user, on=on, slot_code=slot_code, students=students)
     except PermissionDenied:
         return None
-    total = qs.count()
+    total = counted(detailed) if counted is not None else None
+    if total is None:
+        total = qs.count()
     if not detailed:
         rows = [
             MissingRow(id=s.pk, student_number=s.student_number, name=s.name, class_name=s.school_class.name)
@@ -652,6 +665,16 @@ class Dashboard:
         return Level(child).label if child else ""
 
 
+def _covers(scope: Scope, node: UnitNode, roles: Iterable[str]) -> bool:
+    """Does ``scope`` reach every student under ``node`` through one of ``roles`` (a
+    grant at the unit or above it)?"""
+    if scope.everything:
+        return True
+    wanted = set(roles)
+    chain = {(ref.level, ref.id) for ref in node.chain}
+    return any(g.role in wanted and (g.level, g.unit_id) in chain for g in scope.grants)
+
+
 def dashboard(*, user, node: UnitNode, on: dt.date | None = None, slot_code: str | None = None) -> Dashboard:
     """The dashboard of ``node`` (which the caller got from :func:`dashboard_unit` or
     :func:`dashboard_units`) for day ``on`` (default today; a future day is today) and
@@ -692,8 +715,20 @@ def dashboard(*, user, node: UnitNode, on: dt.date | None = None, slot_code: str
         return board  # past days: the snapshots only
     in_unit = {UNIT_COLUMN[node.level]: node.id}
     if scope.has_role(*HEALTH_ROLES, *NAMES_ONLY_ROLES):
+
+        def counted(detailed: bool) -> int | None:
+            """The live roll-up's missing figure, when the list's roles reach the whole
+            unit (so the list holds exactly the unit's missing students)."""
+            roles = HEALTH_ROLES if detailed else NAMES_ONLY_ROLES
+            return current.figures.missing if current and _covers(scope, node, roles) else None
+
         board.missing = missing_page(
-            user=user, on=on, slot_code=slot_code, students=Student.objects.filter(**in_unit), limit=LIST_LIMIT
+            user=user,
+            on=on,
+            slot_code=slot_code,
+            students=Student.objects.filter(**in_unit),
+            limit=LIST_LIMIT,
+            counted=counted,
         )
     if scope.has_role(*HEALTH_ROLES):
         abnormal = report_list(user=user).filter(date=on, slot__code=slot_code, abnormal=True, **in_unit)

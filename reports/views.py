@@ -76,7 +76,9 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
     wanted = request.GET.get("unit")
     if wanted:
         parsed = dashboard.parse_unit(wanted)
-        node = dashboard.dashboard_unit(user=request.user, level=parsed[0], unit_id=parsed[1]) if parsed else None
+        node = next((top for top in tops if parsed and (top.level, top.id) == parsed), None)  # one of mine
+        if node is None and parsed:
+            node = dashboard.dashboard_unit(user=request.user, level=parsed[0], unit_id=parsed[1])
         if node is None:
             raise Http404(_("没有这个单位，或不在您的管理范围内。"))
     elif tops:
@@ -110,7 +112,8 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         },
         "ledger_query": urlencode({"unit": node.key, "date": on.isoformat(), **({"slot": slot} if slot else {})}),
         "here": request.get_full_path(),
-        "proxy_fields": proxy_fields(),
+        # Only the missing list's rows the user chases carry the 代报 form.
+        "proxy_fields": proxy_fields() if board.missing and any(r.may_chase for r in board.missing.rows) else {},
     }
     return render(request, "reports/dashboard.html", context)
 

@@ -316,6 +316,35 @@ def test_campus_figures_are_cached_briefly_and_grades_never(client, world, day, 
     assert "截至 09:31:01" in fresh
 
 
+def _missing_total(text: str) -> int:
+    return int(re.search(r'id="missing">\s*<h2>未报名单（[^，]+，(\d+) 人）', text).group(1))
+
+
+def test_missing_list_total_is_the_live_figure_where_the_user_sees_the_whole_unit(client, world, day):
+    """A coordinator sees the whole campus: the list's total is the live roll-up's
+    missing figure and no count runs over the campus's students."""
+    a = world["A"]
+    with CaptureQueriesContext(connection) as captured:
+        text = page(client, a.coordinator)
+    assert _missing_total(text) == as_ints(card_figures(text, "morning"))["missing"] == 2
+    student_counts = [
+        q["sql"] for q in captured.captured_queries if 'COUNT(*) AS "__count" FROM "students_student"' in q["sql"]
+    ]
+    assert student_counts == []
+
+
+def test_missing_list_total_is_counted_where_the_user_sees_part_of_the_unit(client, world, day):
+    """A logistics officer of campus A who counsels one class sees the campus page (as
+    logistics) but the missing list of that class only (the health role): counted."""
+    a = world["A"]
+    Assignment.objects.create(user=a.logistics, role=Role.COUNSELLOR, school_class=a.classes[1])
+    text = page(client, a.logistics)
+    listed = set(re.findall(r'<tr data-student="(\d+)"', text.split('id="missing"')[1].split("</section>")[0]))
+    in_class = {str(s.pk) for s in a.students if s.school_class_id == a.classes[1].pk}
+    assert listed and listed <= in_class
+    assert _missing_total(text) == len(listed) < as_ints(card_figures(text, "morning"))["missing"]
+
+
 def test_past_day_never_reads_the_report_table(client, world, day):
     a = world["A"]
     client.force_login(a.coordinator)
