@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
@@ -177,16 +177,18 @@ def update_objects(model: type[models.Model], objs: Sequence[models.Model], fiel
 
 def insert_history(
     model: type[models.Model],
-    objs: Sequence[models.Model],
+    objs: Iterable[models.Model | Mapping[str, object]],
     *,
     history_type: str,
     user=None,
     reason: str = "",
     date: dt.datetime,
 ) -> int:
-    """The django-simple-history rows for saved instances written set-based (what
-    ``bulk_create_with_history`` / ``bulk_update_with_history`` add, without building
-    a model instance per row).  ``history_type``: ``"+"`` created, ``"~"`` changed."""
+    """The django-simple-history rows for saved instances — or for mappings of their
+    attribute names to values, when the caller wrote rows without building instances —
+    written set-based (what ``bulk_create_with_history`` / ``bulk_update_with_history``
+    add, without a model instance per row).  ``history_type``: ``"+"`` created, ``"~"``
+    changed."""
     history = model.history.model
     tracked = [f.attname for f in history.tracked_fields]
     extra = {
@@ -197,8 +199,10 @@ def insert_history(
     }
     fields = [f for f in history._meta.concrete_fields if f.attname in extra or f.attname in tracked]
     plan = [(f.attname in extra, f.attname) for f in fields]
-    return insert_rows(
-        history,
-        fields,
-        ([extra[name] if is_extra else getattr(obj, name) for is_extra, name in plan] for obj in objs),
-    )
+
+    def row(obj) -> list:
+        if isinstance(obj, Mapping):
+            return [extra[name] if is_extra else obj[name] for is_extra, name in plan]
+        return [extra[name] if is_extra else getattr(obj, name) for is_extra, name in plan]
+
+    return insert_rows(history, fields, (row(obj) for obj in objs))

@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from campuses.models import Building, College, Grade, Room, SchoolClass
 from campuses.scoping import Scope, scope_for
+from students import roster as roster_module
 from students.models import EnrolmentStatus, Gender, Student, Whereabouts
 from students.provinces import PROVINCES, resolve_hometown
 from students.roster import HEADERS, REASON, RosterError, roster_import
@@ -542,3 +543,30 @@ def test_command_as_user_outside_scope_fails(world, tmp_path):
         call_command("import_roster", str(path), "--as-user", world["A"].college_admin.username)
 
     assert not Student.objects.filter(student_number__startswith="9B").exists()
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_import_pauses_the_garbage_collector_and_restores_it(world, tmp_path, enabled, monkeypatch):
+    """The collector is off while the import holds its rows (a 100,000-row file is
+    millions of objects), and back as it was afterwards — also when the import fails."""
+    import gc
+
+    seen = []
+    real = roster_module._roster_import
+
+    def spy(**kwargs):
+        seen.append(gc.isenabled())
+        return real(**kwargs)
+
+    monkeypatch.setattr(roster_module, "_roster_import", spy)
+    (gc.enable if enabled else gc.disable)()
+    try:
+        run(write_csv(tmp_path / "r.csv", [student_row(world, "A", seq=1)]))
+        assert seen == [False]
+        assert gc.isenabled() is enabled
+        monkeypatch.setattr(roster_module, "_roster_import", lambda **kwargs: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            run(write_csv(tmp_path / "r.csv", [student_row(world, "A", seq=2)]))
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable()
