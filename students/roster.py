@@ -1030,6 +1030,22 @@ def _student_values(row: _Row, units: _UnitWriter, dorm: bool) -> dict[str, Any]
     return values
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while an import holds its rows: 100,000
+    rows of cells are millions of live objects that every full collection walks again
+    (2.3 s of a 100,000-row xlsx's 17 s read); the import makes no reference cycles, and
+    whatever others make meanwhile is collected right after."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@_collector_paused()
 def roster_import(
     *,
     source: IO[bytes] | str | Path,
@@ -1050,43 +1066,6 @@ def roster_import(
     attributed to ``actor``.  ``dry_run`` runs every check and counts what would be
     created, updated and left unchanged, writing nothing.  ``progress`` is called as
     ``progress(done, total, stage)`` once per batch."""
-    with _collector_paused():
-        return _roster_import(
-            source=source,
-            scope=scope,
-            filename=filename,
-            actor=actor,
-            allow_partial=allow_partial,
-            dry_run=dry_run,
-            progress=progress,
-        )
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off while an import holds its rows: 100,000
-    rows of cells are millions of live objects that every full collection walks again
-    (2.3 s of a 100,000-row xlsx's 17 s read); the import makes no reference cycles, and
-    whatever others make meanwhile is collected right after."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _roster_import(
-    *,
-    source: IO[bytes] | str | Path,
-    scope: Scope,
-    filename: str,
-    actor,
-    allow_partial: bool,
-    dry_run: bool,
-    progress: ProgressCallback | None,
-) -> RosterImportResult:
     if not may_import(scope):
         raise PermissionDenied("导入花名册需要学工部、学院学工或校区专班职务")
     result = RosterImportResult(dry_run=dry_run)
