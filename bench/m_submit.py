@@ -50,7 +50,9 @@ def write_tokens(path: Path, limit: int | None = None) -> int:
         enrolment_status=EnrolmentStatus.ENROLLED, user__isnull=False, user__is_active=True
     ).order_by("pk")
     user_ids = list(students.values_list("user_id", flat=True))[:limit]
-    users = get_user_model().objects.only("id", "is_active").in_bulk(user_ids)
+    users = {}
+    for start in range(0, len(user_ids), 10_000):  # a statement takes at most 65,535 parameters
+        users.update(get_user_model().objects.only("id", "is_active").in_bulk(user_ids[start : start + 10_000]))
     with open(path, "w", encoding="ascii") as handle:
         for user_id in user_ids:
             handle.write(f"{AccessToken.for_user(users[user_id])}\n")

@@ -100,7 +100,11 @@ if env.str("DATABASE_URL", default=""):
         # every request — about 40 % of PostgreSQL's CPU per check-in (bench/README.md).
         # Set DJANGO_DB_PREPARED=false behind a transaction-mode pooler that cannot keep
         # prepared statements (PgBouncer before 1.21).
+        # Server-side binding caps a statement at 65,535 parameters: config.postgresql keeps
+        # Django's own batches (bulk writes, cascading deletes) under it; code that filters
+        # on a long list of values must chunk it (as the roster import does).
         if env.bool("DJANGO_DB_PREPARED", default=True):
+            DATABASES["default"]["ENGINE"] = "config.postgresql"
             DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
 else:
     DATABASES = {
