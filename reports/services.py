@@ -735,14 +735,22 @@ def contact_log_create(
     )[0]
 
 
+#: How far back a contact may be logged: the log records the chase of the current
+#: term, not history (a year like 0627 is a typo, not a contact).
+CONTACT_BACKDATE_DAYS = 366
+
+
 def contact_time_check(contacted_at: dt.datetime | None) -> dt.datetime:
     """When a contact happened: now by default, never in the future (a few minutes of
-    clock skew between a phone and the server are tolerated)."""
+    clock skew between a phone and the server are tolerated) and at most
+    :data:`CONTACT_BACKDATE_DAYS` ago."""
     now = local_now()
     if contacted_at is None:
         return now
     if contacted_at > now + dt.timedelta(minutes=5):
         raise _error("contacted_at", _("联系时间不能晚于现在。"), "in_future")
+    if contacted_at < now - dt.timedelta(days=CONTACT_BACKDATE_DAYS):
+        raise _error("contacted_at", _("联系时间不能早于一年前。"), "too_old")
     return contacted_at
 
 

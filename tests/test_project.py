@@ -96,3 +96,15 @@ def test_english_catalog_covers_model_labels(app_label):
         untranslated = [f"{where}: {label}" for where, label in labels if CJK.search(str(label))]
 
     assert not untranslated, "Untranslated in locale/en/LC_MESSAGES/django.po:\n" + "\n".join(untranslated)
+
+
+def test_english_catalog_has_no_fuzzy_or_empty_translation():
+    """msgfmt leaves fuzzy entries (guesses makemessages made from a similar message)
+    and empty ones out of the compiled catalog, so their message shows in Chinese under
+    English: every entry must be translated and checked."""
+    po = (settings.BASE_DIR / "locale" / "en" / "LC_MESSAGES" / "django.po").read_text(encoding="utf-8")
+    entries = po.split("\n\n")[1:]  # the first entry is the header
+    fuzzy = [e for e in entries if "#, fuzzy" in e or "#, python-format, fuzzy" in e]
+    empty = [e for e in entries if re.search(r'^msgstr ""\s*$', e, re.M) and not re.search(r'^msgstr ""\n"', e, re.M)]
+    assert not fuzzy, "fuzzy entries:\n" + "\n\n".join(fuzzy)
+    assert not empty, "untranslated entries:\n" + "\n\n".join(empty)

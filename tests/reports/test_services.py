@@ -362,3 +362,24 @@ def test_duty_counsellor_on_the_roster_today_may_proxy(world, slots):
         duty,
         duty,
     )
+
+
+@pytest.mark.parametrize(
+    ("when", "code"),
+    [
+        (dt.datetime(627, 9, 24, 21, 1, tzinfo=dt.UTC), "too_old"),  # found by schemathesis: a typo, not a contact
+        (local(9, 0, day=today() - dt.timedelta(days=400)), "too_old"),
+        (local(9, 0, day=today() + dt.timedelta(days=1)), "in_future"),
+    ],
+)
+def test_a_contact_time_must_be_within_the_last_year_and_not_ahead(world, slots, when, code):
+    with pytest.raises(ValidationError) as refused:
+        contacts_mark(
+            actor=world["A"].counsellor, student_ids=[world["A"].students[0].pk], channel="phone", contacted_at=when
+        )
+    assert _codes(refused.value) == {"contacted_at": [code]}
+    last_month = local(9, 0, day=today() - dt.timedelta(days=30))
+    (entry,) = contacts_mark(
+        actor=world["A"].counsellor, student_ids=[world["A"].students[0].pk], channel="phone", contacted_at=last_month
+    )
+    assert entry.contacted_at == last_month
