@@ -113,6 +113,12 @@ class Admin:
     def drop(self, name: str) -> None:
         self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+    def checkpoint(self, name: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url_for(name), autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
+
     def version(self) -> str:
         return self._execute("SELECT version()")[0][0]
 
@@ -130,9 +136,23 @@ class Runner:
     def elapsed(self) -> str:
         return f"[{time.monotonic() - self.started:6.0f} s]"
 
+    def settle(self, database: str, *, load: float = 2.0, limit: float = 60) -> None:
+        """Let the previous step's work drain before the next is measured: a CHECKPOINT
+        (so none falls inside a measurement), then up to ``limit`` seconds for the
+        1-minute load average to fall under ``load`` (the load stays in the results)."""
+        try:
+            self.admin.checkpoint(database)
+        except Exception as exc:  # a missing database: the step itself will say so
+            log(f"  checkpoint skipped: {exc}")
+        deadline = time.monotonic() + limit
+        while os.getloadavg()[0] >= load and time.monotonic() < deadline:
+            time.sleep(2)
+
     def child(self, name: str, database: str, *args: str, timeout: float = 900) -> dict:
         """Run ``bench.run child NAME`` on ``database``; return its JSON (or the error)."""
         WORK.mkdir(parents=True, exist_ok=True)
+        if name != "build":
+            self.settle(database)
         out = WORK / f"{name}-{database}.json"
         out.unlink(missing_ok=True)
         env = {**self.env, "DATABASE_URL": self.admin.url_for(database)}
