@@ -6,7 +6,7 @@
 - reference: one hand-written SQL statement computing the same class-level figures
   (checked equal to the roll-up's classes), run as a person runs it on the stock
   server — and, for a like-with-like row, under the session settings the roll-up gives
-  its own statement (no JIT compilation, a plan for its parameters);
+  its own statement (no JIT compilation);
 - naive: the per-unit ORM loop a typical developer writes — for each class a dozen
   ``.count()`` queries, the students' whereabouts in Python and an
   ``update_or_create`` of its snapshot — timed on a sample of classes and
@@ -57,7 +57,7 @@ GROUP BY s.school_class_id
 def hand_sql(*, on: dt.date, slot_code: str, jit: bool = True) -> dict[int, dict[str, int]]:
     """The class-level figures of (``on``, ``slot_code``) in one statement, as a person
     runs it on the stock server; ``jit=False``: under the session settings the product
-    gives its own statement (no JIT, a custom plan), for the like-with-like row."""
+    gives its own statement (no JIT), for the like-with-like row."""
     with transaction.atomic(), connection.cursor() as cursor:
         if not jit and connection.vendor == "postgresql":
             cursor.execute(ROLLUP_SESSION_SETTINGS)

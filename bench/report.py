@@ -106,7 +106,7 @@ def checks_from(results: dict) -> list[dict]:
         if same:
             out.append(check("2e", what + " vs the same SQL under the roll-up's settings", t, "s", target="—",
                              met=None, reference="hand-written SQL, no JIT", reference_figure=same / 1000,
-                             ratio_kind="times", note="JIT off and a custom plan for both"))  # fmt: skip
+                             ratio_kind="times", note="JIT off for both"))  # fmt: skip
     else:
         out += _failed(results, "rollup", [("2a", "2 nightly roll-up", "≤ 1 s, ≤ 1.5× SQL, ≥ 100× naive")])
 

@@ -94,18 +94,6 @@ if env.str("DATABASE_URL", default=""):
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=60))
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-        # Prepared statements: psycopg binds parameters on the server and prepares a query
-        # it has run a few times on a connection, so PostgreSQL parses and plans the hot
-        # statements (check-in, missing list, dashboards) once per connection instead of on
-        # every request — about 40 % of PostgreSQL's CPU per check-in (bench/README.md).
-        # Set DJANGO_DB_PREPARED=false behind a transaction-mode pooler that cannot keep
-        # prepared statements (PgBouncer before 1.21).
-        # Server-side binding caps a statement at 65,535 parameters: config.postgresql keeps
-        # Django's own batches (bulk writes, cascading deletes) under it; code that filters
-        # on a long list of values must chunk it (as the roster import does).
-        if env.bool("DJANGO_DB_PREPARED", default=True):
-            DATABASES["default"]["ENGINE"] = "config.postgresql"
-            DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
 else:
     DATABASES = {
         "default": {

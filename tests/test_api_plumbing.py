@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 from django.core.cache import caches
-from django.db import connection
 from django.test import override_settings
 from rest_framework import serializers
 
@@ -97,17 +96,3 @@ def test_rendering_shares_one_set_of_bound_fields_only_for_plain_fields():
     validating = _Flat(data=data)
     assert validating.is_valid()
     assert all(f.parent is validating for f in validating._readable_fields)
-
-
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's parameter limit")
-def test_postgresql_batches_fit_the_parameter_limit_of_server_side_binding():
-    """Django's own batches (bulk_create, the deletion collector) stay under 65,535
-    parameters a statement, which server-side binding makes a hard limit."""
-    from config.postgresql.base import MAX_PARAMETERS
-    from students.models import Student
-
-    assert connection.features.uses_server_side_binding
-    fields = Student._meta.concrete_fields
-    size = connection.ops.bulk_batch_size(fields, range(200_000))
-    assert size * len(fields) <= MAX_PARAMETERS < (size + 1) * len(fields)
-    assert connection.ops.bulk_batch_size(["pk"], range(10)) == 10
