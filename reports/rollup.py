@@ -9,20 +9,18 @@ rerun converges; the live "today so far" figures come from this same code.
 
 How: one statement over the students of the university gives every class's figures,
 its key-attention counts (a pivot of the few tag kinds) and its place in the tree.
-The nightly compile keeps those classes in a temporary table and sums every level
-above from it into the day's snapshots in one INSERT … SELECT, the whole day replaced
-in one transaction — so a killed run
-leaves the previous state and a rerun redoes it; the live figures of a dashboard sum
-a subtree's classes in Python (a few thousand list additions).  On PostgreSQL these
-statements run without JIT compilation (which cost more than half of the run time at
-100,000 students).
+Every level above is summed from the classes by one SQL definition (``_LEVELS_SQL``),
+read back for a dashboard's live figures and written as the day's snapshots by the
+nightly compile (its classes kept in a temporary table), the whole day replaced in one
+transaction — so a killed run leaves the previous state and a rerun redoes it.  On
+PostgreSQL these statements run without JIT compilation (which cost more than half of
+the run time at 100,000 students).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import operator
 import time
 from dataclasses import dataclass, field
 
@@ -82,35 +80,47 @@ JOIN {campus} ca ON ca.id = co.campus_id
 JOIN {university} u ON u.id = ca.university_id
 """
 
+#: Every level from the classes of :data:`_ROLLUP_SQL` (``{classes}``: a CTE or a
+#: table holding them): the classes themselves and each level above summed from them
+#: — one definition of the tree's sums for the live figures and the nightly snapshots
+#: (portable SQL: a UNION ALL of GROUP BYs, so SQLite runs it too).
+_LEVELS_SQL = """
+SELECT 'school_class' AS level, school_class_id AS unit_id, grade_id AS parent_id, campus_id, college_id,
+       grade_id, class_name AS unit_name, {figures}, {tags}
+FROM {classes}
+UNION ALL
+SELECT 'grade', grade_id, college_id, campus_id, college_id, grade_id, MAX(grade_name), {sum_figures}, {sum_tags}
+FROM {classes} GROUP BY grade_id, college_id, campus_id
+UNION ALL
+SELECT 'college', college_id, campus_id, campus_id, college_id, NULL, MAX(college_name), {sum_figures}, {sum_tags}
+FROM {classes} GROUP BY college_id, campus_id
+UNION ALL
+SELECT 'campus', campus_id, university_id, campus_id, NULL, NULL, MAX(campus_name), {sum_figures}, {sum_tags}
+FROM {classes} GROUP BY campus_id, university_id
+UNION ALL
+SELECT 'university', university_id, NULL, NULL, NULL, NULL, MAX(university_name), {sum_figures}, {sum_tags}
+FROM {classes} GROUP BY university_id
+"""
+_FIGURE_COLUMNS = [f"f{i}" for i in range(len(FIGURES))]
+_TAG_COLUMNS = [f"t{i}" for i in range(len(TAG_KINDS))]
+#: The columns of :data:`_LEVELS_SQL`, in order.
+_LEVEL_COLUMNS = ["level", "unit_id", "parent_id", "campus_id", "college_id", "grade_id", "unit_name"]
+
+
+def _levels_sql(classes: str) -> str:
+    return _LEVELS_SQL.format(
+        classes=classes,
+        figures=", ".join(_FIGURE_COLUMNS),
+        tags=", ".join(_TAG_COLUMNS),
+        sum_figures=", ".join(f"SUM({c}) AS {c}" for c in _FIGURE_COLUMNS),
+        sum_tags=", ".join(f"SUM({c}) AS {c}" for c in _TAG_COLUMNS),
+    )
+
+
 #: The nightly compile's classes: the class statement of :data:`_ROLLUP_SQL`, kept in
 #: a temporary table of a few thousand rows.  ``CREATE TABLE … AS`` may run in parallel
 #: on PostgreSQL, where an ``INSERT … SELECT`` reading 100,000 students may not.
 _CLASSES_TABLE = "tongxin_rollup_classes"
-
-#: The snapshots of every level summed from the classes, written in one statement
-#: (portable SQL: a UNION ALL of GROUP BYs, so SQLite runs it too).
-_COMPILE_SQL = """
-INSERT INTO {snapshot} ({columns})
-SELECT %(date)s, %(slot)s, 'school_class', school_class_id, grade_id, campus_id, college_id, grade_id,
-       class_name, {class_figures}, {class_tags}, %(now)s
-FROM {classes}
-UNION ALL
-SELECT %(date)s, %(slot)s, 'grade', grade_id, college_id, campus_id, college_id, grade_id,
-       MAX(grade_name), {sum_figures}, {sum_tags}, %(now)s
-FROM {classes} GROUP BY grade_id, college_id, campus_id
-UNION ALL
-SELECT %(date)s, %(slot)s, 'college', college_id, campus_id, campus_id, college_id, NULL,
-       MAX(college_name), {sum_figures}, {sum_tags}, %(now)s
-FROM {classes} GROUP BY college_id, campus_id
-UNION ALL
-SELECT %(date)s, %(slot)s, 'campus', campus_id, university_id, campus_id, NULL, NULL,
-       MAX(campus_name), {sum_figures}, {sum_tags}, %(now)s
-FROM {classes} GROUP BY campus_id, university_id
-UNION ALL
-SELECT %(date)s, %(slot)s, 'university', university_id, NULL, NULL, NULL, NULL,
-       MAX(university_name), {sum_figures}, {sum_tags}, %(now)s
-FROM {classes} GROUP BY university_id
-"""
 
 
 def _tags_json(values: list[str]) -> str:
@@ -122,21 +132,15 @@ def _tags_json(values: list[str]) -> str:
 
 
 def _compile_sql() -> str:
+    """Every level of the classes in the temporary table, written as the day's snapshots."""
     qn = connection.ops.quote_name
-    figures = [f"f{i}" for i in range(len(FIGURES))]
-    tags = [f"t{i}" for i in range(len(TAG_KINDS))]
-    columns = [
-        "date", "slot_code", "level", "unit_id", "parent_id", "campus_id", "college_id", "grade_id", "unit_name",
-        *FIGURES, "tags", "computed_at",
-    ]  # fmt: skip
-    return _COMPILE_SQL.format(
-        classes=_CLASSES_TABLE,
-        snapshot=qn(RollupSnapshot._meta.db_table),
-        columns=", ".join(qn(RollupSnapshot._meta.get_field(name).column) for name in columns),
-        class_figures=", ".join(figures),
-        class_tags=_tags_json(tags),
-        sum_figures=", ".join(f"SUM({f})" for f in figures),
-        sum_tags=_tags_json([f"SUM({t})" for t in tags]),
+    names = ["date", "slot_code", *_LEVEL_COLUMNS, *FIGURES, "tags", "computed_at"]
+    columns = ", ".join(qn(RollupSnapshot._meta.get_field(name).column) for name in names)
+    return (
+        f"INSERT INTO {qn(RollupSnapshot._meta.db_table)} ({columns}) "
+        f"SELECT %(date)s, %(slot)s, {', '.join(f'l.{c}' for c in _LEVEL_COLUMNS + _FIGURE_COLUMNS)}, "
+        f"{_tags_json([f'l.{c}' for c in _TAG_COLUMNS])}, %(now)s "
+        f"FROM ({_levels_sql(_CLASSES_TABLE)}) l"
     )
 
 
@@ -232,7 +236,8 @@ def _params(on: dt.date, slot_code: str) -> dict:
 def rollup_compute(*, on: dt.date, slot_code: str, level: str | None = None, unit_id: int | None = None) -> Rollup:
     """Compute the figures of ``on``/``slot_code`` for every unit, or — for the live
     "today so far" of a dashboard — only for the subtree of (``level``, ``unit_id``)
-    and the units above it on the way to the university.  Reads only; one query."""
+    and the units above it on the way to the university (their figures then count that
+    subtree only).  Reads only; one query."""
     params = _params(on, slot_code)
     unit_filter = ""
     if level is not None and level != Level.UNIVERSITY:
@@ -241,52 +246,23 @@ def rollup_compute(*, on: dt.date, slot_code: str, level: str | None = None, uni
     with _analytic_transaction(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(ROLLUP_SESSION_SETTINGS)
-        cursor.execute(_sql(unit_filter), params)
+        cursor.execute(f"WITH c AS ({_sql(unit_filter)}) {_levels_sql('c')}", params)
         rows = cursor.fetchall()
-
-    # Classes, then each level summed from the one below: a few thousand list additions.
-    width = len(FIGURES) + len(TAG_KINDS)
-    meta: dict[tuple[str, int], dict] = {}
-    vectors: dict[tuple[str, int], list[int]] = {}
-    parent_of: dict[tuple[str, int], tuple[str, int]] = {}
+    n, width = len(_LEVEL_COLUMNS), len(FIGURES)
+    units = {}
     for row in rows:
-        cid = row[0]
-        cname, gid, gname, coid, coname, caid, caname, uid, uname = row[1 + width :]
-        key = (Level.SCHOOL_CLASS, cid)
-        vectors[key] = list(row[1 : 1 + width])
-        meta[key] = {"name": cname, "parent_id": gid, "campus_id": caid, "college_id": coid, "grade_id": gid}
-        chain = (
-            (
-                (Level.GRADE, gid),
-                {"name": gname, "parent_id": coid, "campus_id": caid, "college_id": coid, "grade_id": gid},
-            ),
-            ((Level.COLLEGE, coid), {"name": coname, "parent_id": caid, "campus_id": caid, "college_id": coid}),
-            ((Level.CAMPUS, caid), {"name": caname, "parent_id": uid, "campus_id": caid}),
-            ((Level.UNIVERSITY, uid), {"name": uname, "parent_id": None}),
+        level, unit_id, parent_id, campus_id, college_id, grade_id, name = row[:n]
+        units[(level, unit_id)] = UnitFigures(
+            level=level,
+            unit_id=unit_id,
+            name=name,
+            parent_id=parent_id,
+            campus_id=campus_id,
+            college_id=college_id,
+            grade_id=grade_id,
+            counts=dict(zip(FIGURES, (int(v) for v in row[n : n + width]), strict=True)),
+            tags={tag: int(v) for tag, v in zip(TAG_KINDS, row[n + width :], strict=True) if v},
         )
-        below = key
-        for above, unit in chain:
-            parent_of[below] = above
-            if above in meta:
-                break  # the rest of the way up is known already
-            meta[above] = unit
-            below = above
-    for level in (Level.SCHOOL_CLASS, Level.GRADE, Level.COLLEGE, Level.CAMPUS):
-        for key in [k for k in vectors if k[0] == level]:
-            above = parent_of[key]
-            total = vectors.get(above)
-            vectors[above] = vectors[key] if total is None else list(map(operator.add, total, vectors[key]))
-    n = len(FIGURES)
-    units = {
-        key: UnitFigures(
-            level=key[0],
-            unit_id=key[1],
-            counts=dict(zip(FIGURES, vector[:n], strict=True)),
-            tags={tag: count for tag, count in zip(TAG_KINDS, vector[n:], strict=True) if count},
-            **meta[key],
-        )
-        for key, vector in vectors.items()
-    }
     return Rollup(date=on, slot_code=slot_code, units=units)
 
 
