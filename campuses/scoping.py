@@ -141,6 +141,14 @@ class Scope:
             q |= Q(**{f"{prefix}pk" if not prefix else f"{prefix}id": self.student_id})
         return q
 
+    def reaches_all_of(self, units: Iterable[tuple[str, int]], *, roles: Iterable[str]) -> bool:
+        """Does this scope reach every student under a unit through one of ``roles`` —
+        a grant at one of ``units``, given as (level, id) of the unit and its ancestors?"""
+        if self.everything:
+            return True
+        wanted, chain = set(roles), set(units)
+        return any(g.role in wanted and (g.level, g.unit_id) in chain for g in self.grants)
+
     # -- the public filters ------------------------------------------------
     def students(self, queryset: QuerySet | None = None) -> QuerySet:
         """The students this user may see (a student: only themself)."""
@@ -225,10 +233,8 @@ def _build_scope(user, day: dt.date) -> Scope:
                 grants.append(Grant(role=role, level=level, unit_id=unit_id))
     from students.models import Student
 
-    link = Student._meta.get_field("user").remote_field
-    if link.is_cached(user):  # loaded with the user (config.authentication)
-        student = link.get_cached_value(user)
-        student_id = student.pk if student is not None else None
-    else:
-        student_id = Student.objects.filter(user_id=user.pk).values_list("id", flat=True).first()
+    try:
+        student_id = user.student.pk  # loaded with the user by config.authentication, or read now
+    except Student.DoesNotExist:
+        student_id = None
     return Scope(user_id=user.pk, student_id=student_id, grants=tuple(grants))

@@ -48,6 +48,7 @@ from reports.selectors import (
     excusals_on,
     follow_up_list,
     local_now,
+    missing_list_detailed,
     report_list,
     report_missing,
 )
@@ -463,18 +464,17 @@ def missing_page(
     slot_code: str,
     students: QuerySet[Student],
     limit: int,
-    counted: Callable[[bool], int | None] | None = None,
+    total: int | None = None,
 ) -> ListPage | None:
     """The missing list (未报名单) of ``students`` as ``user`` may see it, or None if
-    they may not see it at all: two queries (count, page).  ``counted(detailed)`` may
-    give the total instead of the count query (the unit's live roll-up, when the user
-    sees all of it): counting the missing students of a campus is an anti-join over
-    every one of them, the first page stops after ``limit`` rows."""
+    they may not see it at all: two queries (count, page) — one when the caller knows
+    the ``total`` (a dashboard's live roll-up, where the user sees the whole unit):
+    counting a campus's missing students is an anti-join over every one of them, the
+    first page stops after ``limit`` rows."""
     try:
         qs, detailed = report_missing(user=user, on=on, slot_code=slot_code, students=students)
     except PermissionDenied:
         return None
-    total = counted(detailed) if counted is not None else None
     if total is None:
         total = qs.count()
     if not detailed:
@@ -665,16 +665,6 @@ class Dashboard:
         return Level(child).label if child else ""
 
 
-def _covers(scope: Scope, node: UnitNode, roles: Iterable[str]) -> bool:
-    """Does ``scope`` reach every student under ``node`` through one of ``roles`` (a
-    grant at the unit or above it)?"""
-    if scope.everything:
-        return True
-    wanted = set(roles)
-    chain = {(ref.level, ref.id) for ref in node.chain}
-    return any(g.role in wanted and (g.level, g.unit_id) in chain for g in scope.grants)
-
-
 def dashboard(*, user, node: UnitNode, on: dt.date | None = None, slot_code: str | None = None) -> Dashboard:
     """The dashboard of ``node`` (which the caller got from :func:`dashboard_unit` or
     :func:`dashboard_units`) for day ``on`` (default today; a future day is today) and
@@ -714,21 +704,18 @@ def dashboard(*, user, node: UnitNode, on: dt.date | None = None, slot_code: str
     if not live or slot_code is None:
         return board  # past days: the snapshots only
     in_unit = {UNIT_COLUMN[node.level]: node.id}
-    if scope.has_role(*HEALTH_ROLES, *NAMES_ONLY_ROLES):
-
-        def counted(detailed: bool) -> int | None:
-            """The live roll-up's missing figure, when the list's roles reach the whole
-            unit (so the list holds exactly the unit's missing students)."""
-            roles = HEALTH_ROLES if detailed else NAMES_ONLY_ROLES
-            return current.figures.missing if current and _covers(scope, node, roles) else None
-
+    detailed = missing_list_detailed(user)
+    if detailed is not None:
+        # Where the list's roles reach the whole unit, its total is the unit's live figure.
+        roles = HEALTH_ROLES if detailed else NAMES_ONLY_ROLES
+        whole = current and scope.reaches_all_of(((r.level, r.id) for r in node.chain), roles=roles)
         board.missing = missing_page(
             user=user,
             on=on,
             slot_code=slot_code,
             students=Student.objects.filter(**in_unit),
             limit=LIST_LIMIT,
-            counted=counted,
+            total=current.figures.missing if whole else None,
         )
     if scope.has_role(*HEALTH_ROLES):
         abnormal = report_list(user=user).filter(date=on, slot__code=slot_code, abnormal=True, **in_unit)

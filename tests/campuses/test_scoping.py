@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from campuses.models import Assignment, Building, Campus, College, Grade, Role, Room, SchoolClass
-from campuses.scoping import scope_for
+from campuses.scoping import Scope, scope_for
 from students.masking import mask_id_number, mask_phone
 from students.models import Student
 from tests.world import STAFF_PERSONAS, other
@@ -174,3 +174,24 @@ def test_unit_names_unique_per_parent(world):
         College.objects.create(campus=world["A"].campus, code="ZZ", name=world["A"].college.name)
     with pytest.raises(IntegrityError), transaction.atomic():
         Room.objects.create(building=world["A"].building, number=world["A"].rooms[0].number)
+
+
+def test_reaches_all_of_a_unit_only_through_a_grant_at_it_or_above(world):
+    a = world["A"]
+    grade = [
+        ("university", world.university.pk),
+        ("campus", a.campus.pk),
+        ("college", a.college.pk),
+        ("grade", a.grade.pk),
+    ]
+    klass = [*grade, ("school_class", a.classes[0].pk)]
+    counsellor = scope_for(a.counsellor)  # holds the grade
+    assert counsellor.reaches_all_of(grade, roles=[Role.COUNSELLOR])
+    assert counsellor.reaches_all_of(klass, roles=[Role.COUNSELLOR])
+    assert not counsellor.reaches_all_of(grade[:3], roles=[Role.COUNSELLOR])  # the college: only part of it
+    assert not counsellor.reaches_all_of(grade, roles=[Role.CLASS_MONITOR])  # not through that role
+    monitor = scope_for(a.monitor)  # holds class 1
+    assert monitor.reaches_all_of(klass, roles=[Role.CLASS_MONITOR])
+    assert not monitor.reaches_all_of(grade, roles=[Role.CLASS_MONITOR])
+    assert scope_for(world.uni_admin).reaches_all_of(grade, roles=[Role.UNIVERSITY_ADMIN])  # a grant at the top
+    assert Scope(user_id=None, everything=True).reaches_all_of(grade, roles=[Role.CLASS_MONITOR])  # a superuser
