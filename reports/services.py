@@ -29,13 +29,14 @@ import hashlib
 import json
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
-from django.db.models import Count, Q
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -205,11 +206,15 @@ class SubmitResult:
     contact: ContactLog | None = field(default=None)
 
 
+def _no_such_slot() -> ValidationError:
+    return _error("slot", _("本校区没有这个打卡时段。"), "does_not_exist")
+
+
 def slot_for(*, student: Student, slot_code: str) -> CheckinSlot:
     """The active slot ``slot_code`` of ``student``'s campus, or a ``slot`` error."""
     slot = CheckinSlot.objects.filter(campus_id=student.campus_id, code=slot_code, active=True).first()
     if slot is None:
-        raise _error("slot", _("本校区没有这个打卡时段。"), "does_not_exist")
+        raise _no_such_slot()
     return slot
 
 
@@ -235,25 +240,6 @@ def _bot_flags_from(*, same_answer: int, same_second: int) -> list[str]:
     if same_second >= days:
         flags.append(ReportFlag.SAME_SECOND)
     return flags
-
-
-def _bot_flags(*, report: DailyReport) -> list[str]:
-    """Lazy-bot detection: the previous N days of this slot all carry the same answer,
-    or were all sent at the same second of the day.  One aggregate query."""
-    days = settings.TONGXIN["CHECKIN_LAZY_BOT_DAYS"]
-    if days < 1:
-        return []
-    previous = DailyReport.objects.filter(
-        student_id=report.student_id,
-        slot_id=report.slot_id,
-        date__gte=report.date - dt.timedelta(days=days),
-        date__lt=report.date,
-        source=ReportSource.SELF,
-    ).aggregate(
-        same_answer=Count("id", filter=Q(answer_hash=report.answer_hash)),
-        same_second=Count("id", filter=Q(submitted_second=report.submitted_second)),
-    )
-    return _bot_flags_from(**previous)
 
 
 def _second_of_day(local: dt.datetime) -> int:
@@ -291,10 +277,10 @@ def _apply(
     by,
     now: dt.datetime,
     client_id: uuid.UUID | None,
-    bot_flags: list[str] | None = None,
+    bot_flags: Sequence[str] = (),
 ) -> None:
     """Write the answer and everything derived from it onto ``report`` (not saved).
-    ``bot_flags``: the lazy-bot flags when the caller has already read them."""
+    ``bot_flags``: a self-report's lazy-bot flags, read by :func:`_probe`."""
     for name in ReportAnswer.FIELDS:
         value = getattr(answer, name)
         setattr(report, name, list(value) if isinstance(value, tuple) else value)
@@ -309,7 +295,7 @@ def _apply(
         report.client_id = client_id
     flags = answer.health_flags()
     if source == ReportSource.SELF:
-        flags += _bot_flags(report=report) if bot_flags is None else bot_flags
+        flags += bot_flags
     previous_status, previous_flags = report.follow_up, set(report.flags or ())
     report.flags = flags
     report.abnormal = any(f in ABNORMAL_FLAGS for f in flags)
@@ -335,6 +321,7 @@ def _submit(
     source: str,
     by,
     now: dt.datetime,
+    bot_flags: Sequence[str] = (),
 ) -> SubmitResult:
     digest = answer.digest()
     for attempt in range(2):
@@ -358,14 +345,32 @@ def _submit(
                     # A late retry of an earlier answer must not undo a later edit.
                     raise _refused("client_id", _("这个客户端编号已用于另一份不同的报告。"), "client_id_conflict")
             by_slot.slot = slot
-            _apply(by_slot, answer=answer, digest=digest, source=source, by=by, now=now, client_id=client_id)
+            _apply(
+                by_slot,
+                answer=answer,
+                digest=digest,
+                source=source,
+                by=by,
+                now=now,
+                client_id=client_id,
+                bot_flags=bot_flags,
+            )
             by_slot._history_user = by
             by_slot.save()
             return SubmitResult(by_slot, SubmitOutcome.UPDATED)
         if source == ReportSource.SELF:
             _check_open_for_new(slot, day, now)
         report = _new_report(student=student, slot=slot, day=day)
-        _apply(report, answer=answer, digest=digest, source=source, by=by, now=now, client_id=client_id)
+        _apply(
+            report,
+            answer=answer,
+            digest=digest,
+            source=source,
+            by=by,
+            now=now,
+            client_id=client_id,
+            bot_flags=bot_flags,
+        )
         report._history_user = by
         try:
             with transaction.atomic():
@@ -389,18 +394,19 @@ def _submit(
 # statement, so it is atomic by itself.  Anything else — a retry, an edit, or a twin
 # that inserted between the read and the write (the INSERT then writes nothing) —
 # takes the general, locking path of _submit, which decides against what is stored.
-_PROBE_SQL = """
+_REPORT, _SLOT = DailyReport._meta.db_table, CheckinSlot._meta.db_table
+_PROBE_SQL = f"""
 SELECT sl.id, sl.opens_at, sl.due_at, sl.closes_at,
-       EXISTS (SELECT 1 FROM {report} r
+       EXISTS (SELECT 1 FROM {_REPORT} r
                WHERE r.student_id = %(student)s AND r.date = %(date)s AND r.slot_id = sl.id)
-       OR EXISTS (SELECT 1 FROM {report} r WHERE r.student_id = %(student)s AND r.client_id = %(client)s),
-       (SELECT COUNT(*) FROM {report} r
+       OR EXISTS (SELECT 1 FROM {_REPORT} r WHERE r.student_id = %(student)s AND r.client_id = %(client)s),
+       (SELECT COUNT(*) FROM {_REPORT} r
         WHERE r.student_id = %(student)s AND r.slot_id = sl.id AND r.date >= %(since)s AND r.date < %(date)s
           AND r.source = %(self)s AND r.answer_hash = %(hash)s),
-       (SELECT COUNT(*) FROM {report} r
+       (SELECT COUNT(*) FROM {_REPORT} r
         WHERE r.student_id = %(student)s AND r.slot_id = sl.id AND r.date >= %(since)s AND r.date < %(date)s
           AND r.source = %(self)s AND r.submitted_second = %(second)s)
-FROM {slot} sl
+FROM {_SLOT} sl
 WHERE sl.campus_id = %(campus)s AND sl.code = %(code)s AND sl.active
 """
 
@@ -435,9 +441,8 @@ def _probe(
         "campus": student.campus_id,
         "code": slot_code,
     }
-    sql = _PROBE_SQL.format(report=DailyReport._meta.db_table, slot=CheckinSlot._meta.db_table)
     with conn.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_PROBE_SQL, params)
         row = cursor.fetchone()
     if row is None:
         return None
@@ -555,7 +560,7 @@ def report_submit(
         student=student, slot_code=slot_code, day=day, client_id=client_id, digest=digest, second=_second_of_day(local)
     )
     if probe is None:
-        raise _error("slot", _("本校区没有这个打卡时段。"), "does_not_exist")
+        raise _no_such_slot()
     slot = probe.slot
     if not probe.exists:
         _check_open_for_new(slot, day, now)
@@ -584,6 +589,7 @@ def report_submit(
             source=ReportSource.SELF,
             by=by,
             now=now,
+            bot_flags=probe.bot_flags,
         )
 
 
