@@ -55,21 +55,14 @@ def _converter(converters: Sequence[Callable | None]) -> Callable[[Sequence], Se
     go as they are, and a per-value call for them costs more than the write)."""
     todo = [(i, c) for i, c in enumerate(converters) if c is not None]
     width = len(converters)
-    if not todo:
 
-        def check(row: Sequence) -> Sequence:
-            if len(row) != width:
-                raise ValueError(f"a row of {len(row)} values for {width} columns")
-            return row
-
-        return check
-
-    def convert(row: Sequence) -> list:
+    def convert(row: Sequence) -> Sequence:
         if len(row) != width:
             raise ValueError(f"a row of {len(row)} values for {width} columns")
-        row = list(row)
-        for i, c in todo:
-            row[i] = c(row[i])
+        if todo:
+            row = list(row)
+            for i, c in todo:
+                row[i] = c(row[i])
         return row
 
     return convert
@@ -147,13 +140,6 @@ def instance_from_row(model: type[models.Model], fields: Sequence[models.Field],
             value = converter(value, col, conn)
         converted.append(value)
     return model.from_db(conn.alias, [f.attname for f in fields], converted)
-
-
-def insert_objects(model: type[models.Model], objs: Sequence[models.Model]) -> int:
-    """Insert unsaved instances (auto primary keys left to the database; ``auto_now``
-    fields filled as ``save()`` would).  The instances' ``pk`` stays unset."""
-    fields = [f for f in model._meta.concrete_fields if not isinstance(f, models.AutoField)]
-    return insert_rows(model, fields, ([f.pre_save(obj, True) for f in fields] for obj in objs))
 
 
 def update_objects(model: type[models.Model], objs: Sequence[models.Model], field_names: Sequence[str]) -> int:

@@ -934,81 +934,77 @@ class _UnitWriter:
         if self.dry_run:
             self.created = {name: len(wanted[name]) for name in UNIT_LABELS}
             return
-        size = _batch_size()
 
         keys = sorted(wanted["college"], key=str)
         by_campus: dict[int, list[tuple]] = defaultdict(list)
         for key in keys:
             by_campus[key[1]].append(key)
-        objs, ordered = [], []
+        rows, ordered = [], []
         for campus_id, group in by_campus.items():
             for key, code in zip(group, _auto_codes(tree.college_codes[campus_id], "C", len(group)), strict=True):
-                objs.append(College(campus_id=campus_id, code=code, name=key[2]))
+                rows.append({"campus_id": campus_id, "code": code, "name": key[2]})
                 ordered.append(key)
-        self._bulk(College, objs, ordered, size)
+        self._insert(College, rows, ordered)
 
         keys = sorted(wanted["grade"], key=str)
-        objs = [Grade(college_id=self.id(key[1]), year=key[2], name=f"{key[2]}级") for key in keys]
-        self._bulk(Grade, objs, keys, size)
+        rows = [{"college_id": self.id(key[1]), "year": key[2], "name": f"{key[2]}级"} for key in keys]
+        self._insert(Grade, rows, keys)
 
         keys = sorted(wanted["school_class"], key=str)
         by_grade: dict[int, list[tuple]] = defaultdict(list)
         for key in keys:
             by_grade[self.id(key[1])].append(key)
-        objs, ordered = [], []
+        rows, ordered = [], []
         for grade_id, group in by_grade.items():
             for key, code in zip(group, _auto_codes(tree.class_codes[grade_id], "K", len(group)), strict=True):
-                objs.append(SchoolClass(grade_id=grade_id, code=code, name=key[2]))
+                rows.append({"grade_id": grade_id, "code": code, "name": key[2]})
                 ordered.append(key)
-        self._bulk(SchoolClass, objs, ordered, size)
+        self._insert(SchoolClass, rows, ordered)
 
         keys = sorted(wanted["building"], key=str)
         by_campus = defaultdict(list)
         for key in keys:
             by_campus[key[1]].append(key)
-        objs, ordered = [], []
+        rows, ordered = [], []
         for campus_id, group in by_campus.items():
             for key, code in zip(group, _auto_codes(tree.building_codes[campus_id], "B", len(group)), strict=True):
-                objs.append(Building(campus_id=campus_id, code=code, name=key[2]))
+                rows.append({"campus_id": campus_id, "code": code, "name": key[2]})
                 ordered.append(key)
-        self._bulk(Building, objs, ordered, size)
+        self._insert(Building, rows, ordered)
 
-        # Rooms can be tens of thousands: written as rows and read back by (building, number).
         keys = sorted(wanted["room"], key=str)
-        rooms = [(self.id(key[1]), key[2], min(20, max(4, len(beds.get(key, ()))))) for key in keys]
-        if rooms:
-            insert_rows(Room, [Room._meta.get_field(name) for name in ("building", "number", "beds")], rooms)
-            ids: dict[tuple[int, str], int] = {}
-            for chunk in _chunks(sorted({building for building, _n, _b in rooms}), _lookup_chunk()):
-                for pk, building, number in Room.objects.filter(building_id__in=chunk).values_list(
-                    "id", "building_id", "number"
-                ):
-                    ids[(building, number)] = pk
-            for key, (building, number, _beds) in zip(keys, rooms, strict=True):
-                self.ids[key] = ids[(building, number)]
-            self.created["room"] = len(rooms)
+        rows = [
+            {"building_id": self.id(key[1]), "number": key[2], "beds": min(20, max(4, len(beds.get(key, ()))))}
+            for key in keys
+        ]
+        self._insert(Room, rows, keys)
 
-    def _bulk(self, model, objs: list, keys: list[tuple], size: int) -> None:
-        if not objs:
+    def _insert(self, model, rows: list[dict[str, Any]], keys: list[tuple]) -> None:
+        """Write ``rows`` (attribute name → value) set-based — rooms can be tens of
+        thousands — and map each key to the new row's id, read back by the row's natural
+        key (its parent and a field unique within it)."""
+        if not rows:
             return
-        created = model.objects.bulk_create(objs, batch_size=size)
-        if created and created[0].pk is None:  # a database without RETURNING: read the ids back
-            created = self._reload(model, objs)
-        for key, obj in zip(keys, created, strict=True):
-            self.ids[key] = obj.pk
-        self.created[_UNIT_KEYS[model]] = len(objs)
+        names = list(rows[0])
+        insert_rows(model, [model._meta.get_field(n) for n in names], ([row[n] for n in names] for row in rows))
+        parent, natural = _NATURAL_KEYS[model]
+        ids: dict[tuple, int] = {}
+        for chunk in _chunks(sorted({row[parent] for row in rows}), _lookup_chunk()):
+            for pk, under, value in model.objects.filter(**{f"{parent}__in": chunk}).values_list("id", parent, natural):
+                ids[(under, value)] = pk
+        for key, row in zip(keys, rows, strict=True):
+            self.ids[key] = ids[(row[parent], row[natural])]
+        self.created[_UNIT_KEYS[model]] = len(rows)
 
-    @staticmethod
-    def _reload(model, objs: list) -> list:
-        parent = {College: "campus_id", Grade: "college_id", SchoolClass: "grade_id", Building: "campus_id"}.get(
-            model, "building_id"
-        )
-        natural = {Grade: "year", Room: "number"}.get(model, "name")
-        found = {
-            (getattr(o, parent), getattr(o, natural)): o
-            for o in model.objects.filter(**{f"{parent}__in": {getattr(o, parent) for o in objs}})
-        }
-        return [found[(getattr(o, parent), getattr(o, natural))] for o in objs]
+
+#: Per unit model: its parent column and the field unique within that parent.
+_NATURAL_KEYS = {
+    College: ("campus_id", "name"),
+    Grade: ("college_id", "year"),
+    SchoolClass: ("grade_id", "name"),
+    Building: ("campus_id", "name"),
+    Room: ("building_id", "number"),
+}
 
 
 #: The columns a new student is written with (all but the primary key).
