@@ -227,12 +227,6 @@ class ParsedRoster:
     errors: list[RosterError] = field(default_factory=list)
     fatal: bool = False
 
-    def value(self, cells: list[str], header: str) -> str:
-        index = self.columns.get(header)
-        if index is None or index >= len(cells):
-            return ""
-        return cells[index]
-
 
 def _normalise_header(value: Any) -> str:
     text = "" if value is None else str(value)

@@ -223,6 +223,8 @@ def test_counsellor_gets_the_chase_buttons_and_full_phone(client, world, day):
 
     assert 'data-action="contacted"' in text
     assert 'data-action="proxy"' in text
+    # The 代报 form carries its inputs (rendered once per page, only where the user chases).
+    assert 'name="temperature"' in text and 'name="health_status"' in text
     assert a.students[2].phone in text  # counsellors call students: full number
 
 
