@@ -15,7 +15,8 @@ redis://127.0.0.1:6379/7, flushed at the start), ``BENCH_STUDENTS`` (100000),
 ``BENCH_WRK_SECONDS`` (20), ``BENCH_WRK_CONNECTIONS`` (32), ``BENCH_GUNICORN_WORKERS``
 (4), ``BENCH_GUNICORN_THREADS`` (4), ``BENCH_IE_ROWS`` (rows given to
 django-import-export, default 20000, extrapolated), ``BENCH_PER_STUDENT_TASKS``
-(tasks enqueued by the one-task-per-student reference, default: one per student).
+(tasks the one-task-per-student reference enqueues and times, default 20000,
+extrapolated to one per student).
 """
 
 from __future__ import annotations
@@ -260,8 +261,8 @@ def _step_reminders(opts) -> dict:
         worker.terminate()
         worker.wait(timeout=30)
     connection.close()
-    n = _env_int("BENCH_PER_STUDENT_TASKS", 0) or Student.objects.count()
-    result["per_student"] = enqueue_per_student(n)
+    n = Student.objects.count()
+    result["per_student"] = enqueue_per_student(n, sample=_env_int("BENCH_PER_STUDENT_TASKS", 20_000))
     return result
 
 
@@ -316,6 +317,20 @@ MEASUREMENTS = ("rollup", "missing", "dashboard", "submit", "reminders", "import
 # ---------------------------------------------------------------------------
 # The run
 # ---------------------------------------------------------------------------
+def cpu_reference(loops: int = 3_000_000, repeats: int = 3) -> float:
+    """Seconds of one core for a fixed pure-Python loop (best of ``repeats``): the speed
+    of this machine's cores, recorded beside the figures so runs on different machines
+    can be compared (the shared machines this suite runs on differ by up to 3× in speed)."""
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        total = 0
+        for i in range(loops):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return round(best, 3)
+
+
 def machine(admin: Admin, redis_url: str) -> dict:
     meminfo = Path("/proc/meminfo").read_text().split("\n")
     total_kb = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal:"))
@@ -341,6 +356,7 @@ def machine(admin: Admin, redis_url: str) -> dict:
         "commit": commit.strip(),
         "started_at": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "load_at_start": [round(x, 2) for x in os.getloadavg()],
+        "cpu_reference_seconds": cpu_reference(),
     }
 
 
@@ -388,7 +404,10 @@ def run(args) -> int:
     }
     log(f"Tongxin benchmarks: {students:,} students, {days} days of reports, {snapshot_days} days of snapshots")
     box = results["machine"]
-    log(f"machine: {box['nproc']} cores, {box['memory_gib']} GiB, load {box['load_at_start']}")
+    log(
+        f"machine: {box['nproc']} cores ({box['cpu']}; pure-Python reference loop {box['cpu_reference_seconds']} s), "
+        f"{box['memory_gib']} GiB, load {box['load_at_start']}"
+    )
 
     roster = {n: WORK / f"roster-{n}" for n in (students, small)}
     if not (args.reuse and admin.exists(main)):

@@ -38,7 +38,7 @@ from django.utils.translation import gettext_lazy as _
 from campuses.models import Campus, College, Grade, SchoolClass, University
 from campuses.scoping import HEALTH_ROLES, Scope, scope_for
 from reports.models import CheckinSlot, DailyReport, Excusal, ExcusalReason, ReportFlag, SlotCode, SlotState
-from reports.rollup import UnitFigures, rollup_compute
+from reports.rollup import UnitFigures, rollup_compute_slots
 from reports.rollup_models import FIGURES, Level, RollupSnapshot, SignOff, SignOffState
 from reports.selectors import (
     CHASE_ROLES,
@@ -302,12 +302,13 @@ def live_cache_seconds() -> int:
 
 
 def _compute_live(node: UnitNode, on: dt.date, codes: list[str]) -> dict[str, tuple[Figures, tuple]]:
-    """Run the live roll-up (the nightly roll-up's own code) for each slot code: three
-    queries per code."""
+    """Run the live roll-up (the nightly roll-up's own code) for every slot code of the
+    day at once: one query (with its transaction on PostgreSQL)."""
     child = node.child_level
     out = {}
+    rollups = rollup_compute_slots(on=on, slot_codes=codes, level=node.level, unit_id=node.id)
     for code in codes:
-        rollup = rollup_compute(on=on, slot_code=code, level=node.level, unit_id=node.id)
+        rollup = rollups[code]
         unit = rollup.get(node.level, node.id)
         if unit is None:
             continue  # no student of this unit checks in at this slot

@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from campuses.scoping import scope_for
 from config.throttles import ScopedThrottle
-from reports.rollup import UnitFigures, rollup_compute, rollup_slot_codes
+from reports.rollup import UnitFigures, rollup_compute_slots, rollup_slot_codes
 from reports.rollup_models import FIGURES, LEVEL_BELOW, Level, RollupSnapshot, SignOff
 from reports.signoff import LEVEL_MODELS, SignOffError, signoff_amendments, signoff_confirm, signoff_reopen
 
@@ -118,14 +118,14 @@ def _figures(source) -> dict:
 
 def unit_rollups(*, on: dt.date, level: str, unit_id: int, name: str) -> tuple[dict, list[dict], bool]:
     """The unit's and its children's figures per slot and sign-off: a fixed number of
-    queries (snapshots: one read; today: the live roll-up of the subtree per slot)."""
+    queries (snapshots: one read; today: one live roll-up of the subtree for every slot)."""
     live = on >= timezone.localdate()
     rows: dict[tuple[str, int], dict] = {}
     names: dict[tuple[str, int], str] = {(level, unit_id): name}
     child_level = LEVEL_BELOW.get(level)
     if live:
-        for code in rollup_slot_codes(on):
-            rollup = rollup_compute(on=on, slot_code=code, level=level, unit_id=unit_id)
+        codes = rollup_slot_codes(on)
+        for code, rollup in rollup_compute_slots(on=on, slot_codes=codes, level=level, unit_id=unit_id).items():
             mine = rollup.get(level, unit_id)
             units = ([mine] if mine else []) + rollup.children(level, unit_id)
             for unit in units:

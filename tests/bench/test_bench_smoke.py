@@ -152,8 +152,9 @@ def test_reminder_round_through_a_real_worker(university, celery_worker):
     today = timezone.localdate()
     result = m_reminders.measure_round(today=today, timeout=60, worker=celery_worker.process)
     assert result["notifications"] == result["expected_students"] == result["delivered"] > 0
-    result["per_student"] = m_reminders.enqueue_per_student(20)
-    assert result["per_student"]["purged"] >= 20
+    result["per_student"] = per = m_reminders.enqueue_per_student(40, sample=20)
+    assert per["purged"] >= 20 and per["timed_tasks"] == 20 and per["tasks"] == 40
+    assert per["enqueue_seconds"] == pytest.approx(2 * per["timed_seconds"], abs=0.002)  # extrapolated to 40
     assert _numbers(result["done_seconds"], result["enqueue_seconds"], result["per_student"]["enqueue_seconds"])
     _assert_checked(_rows("reminders", result, prefix="6"))
     again = m_reminders.measure_inprocess(today=today)

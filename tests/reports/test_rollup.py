@@ -15,7 +15,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from reports.models import CheckinSlot, DailyReport, Excusal, ExcusalReason
-from reports.rollup import rollup_compile, rollup_compute
+from reports.rollup import rollup_compile, rollup_compute, rollup_compute_slots
 from reports.rollup_models import FIGURES, Level, RollupRun, RollupSnapshot
 from reports.services import ReportAnswer, report_submit_proxy
 from students.models import AttentionTag, EnrolmentStatus, Gender, KeyAttentionTag, Student
@@ -210,6 +210,36 @@ def test_live_subtree_figures_equal_the_snapshot(world):
     assert {**college.counts, "tags": college.tags} == snap[(Level.COLLEGE, world["A"].college.id)]
     assert [c.unit_id for c in live.children(Level.COLLEGE, world["A"].college.id)] == [world["A"].grade.id]
     assert live.get(Level.COLLEGE, world["B"].college.id) is None
+
+
+@pytest.mark.parametrize("unit", [None, "college_A", "class_A"])
+def test_every_slot_in_one_statement_equals_each_slot_compiled(world, unit):
+    """The live page's one statement for all of a day's slots gives, per slot, what the
+    nightly compile of that slot alone stored — for the university and a subtree."""
+    make_slots(world)
+    populate(world, random.Random(11), extra_per_class=4)
+    for code in ("morning", "noon"):
+        rollup_compile(on=DAY, slot_code=code)
+    level, unit_id = {
+        None: (None, None),
+        "college_A": (Level.COLLEGE, world["A"].college.id),
+        "class_A": (Level.SCHOOL_CLASS, world["A"].classes[0].id),
+    }[unit]
+    with CaptureQueriesContext(connection) as captured:
+        both = rollup_compute_slots(on=DAY, slot_codes=["morning", "noon", "morning"], level=level, unit_id=unit_id)
+    assert sum("WITH c AS" in q["sql"] for q in captured.captured_queries) == 1
+    assert list(both) == ["morning", "noon"]
+    for code, rollup in both.items():
+        snap = stored(DAY, code)
+        assert rollup.units, code
+        for key, figures in rollup.units.items():
+            if unit is None or key == (level, unit_id) or key[0] == Level.SCHOOL_CLASS:
+                # the whole tree, or the unit itself and its classes (the levels above a
+                # subtree count that subtree only)
+                assert {**figures.counts, "tags": figures.tags} == snap[key], (code, key)
+    # campus B runs no noon slot: the noon figures hold campus A only
+    assert not any(u.campus_id == world["B"].campus.id for u in both["noon"].units.values())
+    assert rollup_compute_slots(on=DAY, slot_codes=[]) == {}
 
 
 @pytest.mark.parametrize("extra", [1, 12])
