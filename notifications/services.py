@@ -26,8 +26,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import islice
 
-from django.db import connection, transaction
-from django.db.models import F
+from django.db import connection, connections, transaction
+from django.db.models import F, QuerySet
+from django.db.models.constants import OnConflict
 from django.utils import timezone
 
 from notifications.channels import CHANNELS, ROBOT_CHANNELS, DeliveryError, GroupDigest, tongxin_setting
@@ -110,14 +111,121 @@ def notify(
 ) -> int:
     """Put the same notification into each recipient's inbox and queue its deliveries.
 
-    ``recipients`` are users or user ids; ``dedupe_key`` names the event (e.g.
+    ``recipients`` are users or user ids — or a queryset selecting one column of user
+    ids (no NULLs), which is then written set-based: two ``INSERT … SELECT`` statements
+    per channel whatever the number of recipients (a reminder to a whole campus).
+    ``dedupe_key`` names the event (e.g.
     ``"checkin:<campus>:<date>:<slot>:open"``): a recipient who already has a
     notification with that key gets nothing new, so reruns and concurrent runs are
     harmless.  Runs inside the caller's transaction and writes rows only (the outbox).
     Returns how many notifications this call created.
     """
+    if isinstance(recipients, QuerySet):
+        return _notify_query(
+            recipient_ids=recipients,
+            kind=kind,
+            title=title,
+            body=body,
+            link=link,
+            dedupe_key=dedupe_key,
+            channels=_checked_channels(kind, dedupe_key, channels),
+        )
     messages = (Message(recipient_id=_recipient_id(r), title=title, body=body, link=link) for r in recipients)
     return notifications_send(kind=kind, dedupe_key=dedupe_key, messages=messages, channels=channels)
+
+
+def _checked_channels(kind: str, dedupe_key: str, channels: Sequence[str]) -> list[str]:
+    """The arguments every outbox write shares, checked; the channels without repeats."""
+    if kind not in NotificationKind.values:
+        raise ValueError(f"unknown notification kind {kind!r}")
+    if not dedupe_key or len(dedupe_key) > Notification._meta.get_field("dedupe_key").max_length:
+        raise ValueError("dedupe_key must be 1–200 characters")
+    unknown = set(channels) - PERSONAL_CHANNELS
+    if unknown:
+        raise ValueError(f"not a personal channel: {sorted(unknown)} (group robots take digests)")
+    return list(dict.fromkeys(channels))
+
+
+def _insert_select(conn, model, computed: dict[str, tuple[str, list]]) -> tuple[str, str, list]:
+    """The head and select list of ``INSERT (ignoring conflicts) INTO model (every
+    column) SELECT …``: a column named in ``computed`` (by attname) takes that SQL
+    expression and its parameters, any other its model default as a parameter.
+    Returns the head, the select list and its parameters, in column order."""
+    qn = conn.ops.quote_name
+    columns, expressions, params = [], [], []
+    for f in model._meta.concrete_fields:
+        if f.primary_key:
+            continue
+        columns.append(qn(f.column))
+        sql, values = computed.get(f.attname) or ("%s", [f.get_db_prep_save(f.get_default(), conn)])
+        expressions.append(sql)
+        params.extend(values)
+    insert = conn.ops.insert_statement(on_conflict=OnConflict.IGNORE)
+    head = f"{insert} {qn(model._meta.db_table)} ({', '.join(columns)})"
+    return head, ", ".join(expressions), params
+
+
+def _notify_query(
+    *,
+    recipient_ids: QuerySet,
+    kind: str,
+    title: str,
+    body: str,
+    link: str,
+    dedupe_key: str,
+    channels: list[str],
+) -> int:
+    """:func:`notify` for a queryset of user ids: the notifications from it in one
+    ``INSERT … SELECT``, then per channel one for the deliveries of the notifications
+    this call created (those carrying its ``now``, as in :func:`notifications_send`)."""
+    conn = connections[recipient_ids.db]
+    qn = conn.ops.quote_name
+    suffix = conn.ops.on_conflict_suffix_sql([], OnConflict.IGNORE, None, None)
+    sub_sql, sub_params = recipient_ids.query.sql_with_params()
+    moment = timezone.now()
+    now = Notification._meta.get_field("created_at").get_db_prep_save(moment, conn)
+    const = lambda value: ("%s", [value])  # noqa: E731
+    head, select, params = _insert_select(
+        conn,
+        Notification,
+        {
+            "recipient_id": ("q.*", []),  # the queryset's one column
+            "kind": const(kind),
+            "title": const(title),
+            "body": const(body),
+            "link": const(link),
+            "dedupe_key": const(dedupe_key),
+            "created_at": const(now),
+        },
+    )
+    with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
+        # DISTINCT on the ids alone: PostgreSQL would type the constants of a DISTINCT
+        # select list as text before the INSERT could give them their columns' types.
+        cursor.execute(
+            f"{head} SELECT {select} FROM (SELECT DISTINCT * FROM ({sub_sql}) r) q {suffix}", [*params, *sub_params]
+        )
+        created = Notification.objects.using(conn.alias).filter(dedupe_key=dedupe_key, created_at=moment).count()
+        for channel in channels:
+            payload = {} if channel == DeliveryChannel.INAPP else {"title": title, "body": body, "link": link}
+            d_head, d_select, d_params = _insert_select(
+                conn,
+                Delivery,
+                {
+                    "channel": const(channel),
+                    "user_id": ("n.recipient_id", []),
+                    "notification_id": ("n.id", []),
+                    "payload": const(Delivery._meta.get_field("payload").get_db_prep_save(payload, conn)),
+                    "next_attempt_at": const(now),
+                    "created_at": const(now),
+                    "dedupe_key": ("%s || CAST(n.id AS TEXT)", [f"{channel}:n"]),  # as notifications_send names them
+                },
+            )
+            cursor.execute(
+                f"{d_head} SELECT {d_select} FROM {qn(Notification._meta.db_table)} n "
+                f"WHERE n.{qn('dedupe_key')} = %s AND n.{qn('created_at')} = %s {suffix}",
+                [*d_params, dedupe_key, now],
+            )
+    return created
 
 
 def notifications_send(
@@ -132,14 +240,7 @@ def notifications_send(
     for each notification this call created.  A handful of statements per
     :data:`OUTBOX_BATCH` recipients; returns how many notifications were created.
     """
-    if kind not in NotificationKind.values:
-        raise ValueError(f"unknown notification kind {kind!r}")
-    if not dedupe_key or len(dedupe_key) > Notification._meta.get_field("dedupe_key").max_length:
-        raise ValueError("dedupe_key must be 1–200 characters")
-    unknown = set(channels) - PERSONAL_CHANNELS
-    if unknown:
-        raise ValueError(f"not a personal channel: {sorted(unknown)} (group robots take digests)")
-    channels = list(dict.fromkeys(channels))
+    channels = _checked_channels(kind, dedupe_key, channels)
     unique: dict[int, Message] = {}
     for message in messages:
         unique.setdefault(message.recipient_id, message)

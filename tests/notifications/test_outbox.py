@@ -211,3 +211,58 @@ def test_notify_racing_from_many_threads_stores_each_once(make_user):
     assert sum(totals) == 200
     assert Notification.objects.count() == 200
     assert Delivery.objects.count() == 400
+
+
+def _ids(*users):
+    """A queryset of those users' ids (what a reminder step passes: a query, not a list)."""
+    return get_user_model().objects.filter(pk__in=[u.pk for u in users]).values_list("id", flat=True)
+
+
+def _rows():
+    notes = sorted(Notification.objects.values_list("recipient_id", "kind", "title", "body", "link", "dedupe_key"))
+    deliveries = sorted(
+        (d.channel, d.user_id, d.notification.recipient_id, d.status, d.attempts, d.payload, d.dedupe_key[:7])
+        for d in Delivery.objects.select_related("notification")
+    )
+    return notes, deliveries
+
+
+def test_notify_from_a_query_writes_what_the_list_writes(alice, bob):
+    assert remind([alice, bob], channels=("inapp", "email")) == 2
+    by_list = _rows()
+    assert all(d.dedupe_key == f"{d.channel}:n{d.notification_id}" for d in Delivery.objects.all())
+    Delivery.objects.all().delete()
+    Notification.objects.all().delete()
+
+    assert remind(_ids(alice, bob), channels=("inapp", "email")) == 2
+    assert _rows() == by_list
+    assert all(d.dedupe_key == f"{d.channel}:n{d.notification_id}" for d in Delivery.objects.all())
+    assert Notification.objects.filter(created_at__isnull=True).count() == 0
+
+
+def test_notify_from_a_query_twice_or_with_more_recipients_adds_only_the_new(alice, bob, make_user):
+    assert remind(_ids(alice), channels=("inapp", "sms")) == 1
+    assert remind(_ids(alice), channels=("inapp", "sms")) == 0
+    carol = make_user()
+    assert remind(_ids(alice, bob, carol), channels=("inapp", "sms")) == 2
+    assert Notification.objects.count() == 3 and Delivery.objects.count() == 6
+    # a recipient the query yields twice (a join) gets one notification
+    twice = get_user_model().objects.filter(pk=alice.pk).values_list("id", flat=True).union(_ids(alice), all=True)
+    assert remind(twice, key="another:event") == 1
+
+
+def test_notify_from_a_query_rolls_back_and_costs_the_same_statements_at_any_size(alice, make_user):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        remind(_ids(alice), channels=("inapp", "email"))
+        raise RuntimeError("the business change failed")
+    assert Notification.objects.count() == Delivery.objects.count() == 0
+
+    user_model = get_user_model()
+    user_model.objects.bulk_create(user_model(username=f"q{n}") for n in range(OUTBOX_BATCH + 500))
+    everyone = user_model.objects.filter(username__startswith="q").values_list("id", flat=True)
+    with CaptureQueriesContext(connection) as ctx:
+        assert remind(everyone, channels=("inapp", "email")) == OUTBOX_BATCH + 500
+    statements = [q["sql"] for q in ctx.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
+    # the notifications, how many this call made, the deliveries of each channel
+    assert len(statements) == 4, statements
+    assert Delivery.objects.filter(status=DeliveryStatus.PENDING).count() == 2 * (OUTBOX_BATCH + 500)
