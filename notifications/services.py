@@ -7,7 +7,8 @@ Product rules (DESIGN.md, "Reminders and the nightly roll-up"; issue 4):
   Nothing here touches the broker or the network on a request path; the beat-driven
   :func:`deliveries_dispatch` sends what is due.  If Redis is down, the rows wait.
 - **Never twice.**  Both tables have unique dedupe keys and every insert is
-  ``INSERT … ON CONFLICT DO NOTHING`` (``bulk_create(ignore_conflicts=True)``), so a
+  ``INSERT … ON CONFLICT DO NOTHING`` (``bulk_create(ignore_conflicts=True)``, or
+  ``INSERT … SELECT`` from the query of recipients a reminder step passes), so a
   rerun, a redelivered task or two beats running the same job create nothing twice.
   Dispatch claims each due delivery with a conditional ``UPDATE`` (healthchecks'
   ``sendalerts`` pattern, plus ``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so two
