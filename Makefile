@@ -38,7 +38,7 @@ help:
 	@echo "make lint     ruff check and ruff format --check"
 	@echo "make fmt      ruff format and ruff check --fix"
 	@echo "make messages update locale/en/LC_MESSAGES/django.po from the code (then fill in msgstr)"
-	@echo "make bench    the benchmark suite on PostgreSQL + Redis, ~7-10 min (bench/README.md; BENCH_STUDENTS, BENCH_DAYS)"
+	@echo "make bench    the benchmark suite on PostgreSQL + Redis, 7-18 min (bench/README.md; BENCH_STUDENTS, BENCH_DAYS)"
 	@echo "make clean    remove caches, compiled catalogs and collected static files"
 	@echo "make distclean  clean, and remove .venv, .venv-bench and var/ (the demo database too)"
 
