@@ -212,7 +212,7 @@ def test_live_subtree_figures_equal_the_snapshot(world):
     assert live.get(Level.COLLEGE, world["B"].college.id) is None
 
 
-@pytest.mark.parametrize("unit", [None, "college_A", "class_A"])
+@pytest.mark.parametrize("unit", [None, "college_A", "grade_A", "class_A"])
 def test_every_slot_in_one_statement_equals_each_slot_compiled(world, unit):
     """The live page's one statement for all of a day's slots gives, per slot, what the
     nightly compile of that slot alone stored — for the university and a subtree."""
@@ -223,6 +223,7 @@ def test_every_slot_in_one_statement_equals_each_slot_compiled(world, unit):
     level, unit_id = {
         None: (None, None),
         "college_A": (Level.COLLEGE, world["A"].college.id),
+        "grade_A": (Level.GRADE, world["A"].grade.id),  # excusals and tags read for its students only
         "class_A": (Level.SCHOOL_CLASS, world["A"].classes[0].id),
     }[unit]
     with CaptureQueriesContext(connection) as captured:
