@@ -1,5 +1,6 @@
 """The API's shared plumbing on the hot path: flat serializers (fields copied one level
-deep, not deep-copied) and the Redis cache backend that reuses its client."""
+deep, not deep-copied), the Redis cache backend that reuses its client, and the
+pagination that counts only when the first page does not tell."""
 
 from __future__ import annotations
 
@@ -96,3 +97,71 @@ def test_rendering_shares_one_set_of_bound_fields_only_for_plain_fields():
     validating = _Flat(data=data)
     assert validating.is_valid()
     assert all(f.parent is validating for f in validating._readable_fields)
+
+
+# ---------------------------------------------------------------------------
+# Pagination: the first page counts itself when it is not full
+# ---------------------------------------------------------------------------
+def _users(n: int):
+    from django.contrib.auth import get_user_model
+
+    model = get_user_model()
+    model.objects.bulk_create(model(username=f"page{i:03d}") for i in range(n))
+    return model.objects.filter(username__startswith="page").order_by("username")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("rows", "number", "queries", "count", "on_page"),
+    [
+        (0, 1, 1, 0, 0),  # empty: the read says so
+        (3, "1", 1, 3, 3),  # fewer than a page: no COUNT(*)
+        (5, 1, 2, 5, 5),  # a full first page: it counts, as Django does
+        (12, 1, 2, 12, 5),
+        (12, 3, 2, 12, 2),  # any other page: Django's way
+    ],
+)
+def test_first_page_paginator_counts_only_when_the_page_does_not_tell(rows, number, queries, count, on_page):
+    from django.core.paginator import Paginator
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from config.pagination import FirstPagePaginator
+
+    qs = _users(rows)
+    with CaptureQueriesContext(connection) as captured:
+        page = FirstPagePaginator(qs, 5).page(number)
+        names = [u.username for u in page]
+    assert len(captured.captured_queries) == queries
+    django_page = Paginator(qs, 5).page(number)
+    assert (page.paginator.count, page.paginator.num_pages, page.has_next(), page.has_previous()) == (
+        django_page.paginator.count,
+        django_page.paginator.num_pages,
+        django_page.has_next(),
+        django_page.has_previous(),
+    )
+    assert page.paginator.count == count and len(names) == on_page
+    assert names == [u.username for u in django_page]
+
+
+@pytest.mark.django_db
+def test_first_page_paginator_refuses_what_django_refuses():
+    from django.core.paginator import EmptyPage, PageNotAnInteger
+
+    from config.pagination import FirstPagePaginator
+
+    qs = _users(3)
+    with pytest.raises(EmptyPage):
+        FirstPagePaginator(qs.none(), 5, allow_empty_first_page=False).page(1)
+    with pytest.raises(EmptyPage):
+        FirstPagePaginator(qs, 5).page(2)
+    with pytest.raises(PageNotAnInteger):
+        FirstPagePaginator(qs, 5).page("x")
+
+
+def test_the_api_paginates_with_the_first_page_paginator():
+    from rest_framework.settings import api_settings
+
+    from config.pagination import FirstPagePaginator
+
+    assert api_settings.DEFAULT_PAGINATION_CLASS.django_paginator_class is FirstPagePaginator
