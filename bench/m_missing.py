@@ -5,8 +5,8 @@ a class, a college and a campus, each as the staff member who works from it.
   (the whole stack: middleware, session authentication, DRF, filters, the selector
   :func:`reports.selectors.report_missing`, pagination, serialisation);
 - reference: the bare SQL behind it — the statements of one request that read the
-  report table (the page and its count), captured from that request and re-run
-  through a plain cursor.
+  report table (the page, and its count where the request makes one), captured from
+  that request and re-run through a plain cursor.
 
 The day is yesterday (a complete day of the generated history, so the figures do not
 depend on the hour the benchmark runs); the first page (50 rows) is what is timed.
