@@ -324,6 +324,16 @@ def _submit(
     bot_flags: Sequence[str] = (),
 ) -> SubmitResult:
     digest = answer.digest()
+    # What this submission writes, whether it edits the slot's report or makes a new one.
+    changes = {
+        "answer": answer,
+        "digest": digest,
+        "source": source,
+        "by": by,
+        "now": now,
+        "client_id": client_id,
+        "bot_flags": bot_flags,
+    }
     for attempt in range(2):
         rows = _lock_existing(student_id=student.pk, slot_id=slot.pk, day=day, client_id=client_id)
         by_client = next((r for r in rows if client_id is not None and r.client_id == client_id), None)
@@ -345,32 +355,14 @@ def _submit(
                     # A late retry of an earlier answer must not undo a later edit.
                     raise _refused("client_id", _("这个客户端编号已用于另一份不同的报告。"), "client_id_conflict")
             by_slot.slot = slot
-            _apply(
-                by_slot,
-                answer=answer,
-                digest=digest,
-                source=source,
-                by=by,
-                now=now,
-                client_id=client_id,
-                bot_flags=bot_flags,
-            )
+            _apply(by_slot, **changes)
             by_slot._history_user = by
             by_slot.save()
             return SubmitResult(by_slot, SubmitOutcome.UPDATED)
         if source == ReportSource.SELF:
             _check_open_for_new(slot, day, now)
         report = _new_report(student=student, slot=slot, day=day)
-        _apply(
-            report,
-            answer=answer,
-            digest=digest,
-            source=source,
-            by=by,
-            now=now,
-            client_id=client_id,
-            bot_flags=bot_flags,
-        )
+        _apply(report, **changes)
         report._history_user = by
         try:
             with transaction.atomic():
