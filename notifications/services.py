@@ -135,6 +135,12 @@ def notify(
     return notifications_send(kind=kind, dedupe_key=dedupe_key, messages=messages, channels=channels)
 
 
+def _payload(channel: str, *, title: str, body: str, link: str) -> dict:
+    """A delivery's payload: in-app deliveries show the notification itself; the others
+    carry what they send."""
+    return {} if channel == DeliveryChannel.INAPP else {"title": title, "body": body, "link": link}
+
+
 def _checked_channels(kind: str, dedupe_key: str, channels: Sequence[str]) -> list[str]:
     """The arguments every outbox write shares, checked; the channels without repeats."""
     if kind not in NotificationKind.values:
@@ -179,6 +185,8 @@ def _notify_query(
     """:func:`notify` for a queryset of user ids: the notifications from it in one
     ``INSERT … SELECT``, then per channel one for the deliveries of the notifications
     this call created (those carrying its ``now``, as in :func:`notifications_send`)."""
+    if len(recipient_ids.query.values_select) != 1:
+        raise ValueError("recipients: a queryset must select one column of user ids (values_list('…', flat=True))")
     conn = connections[recipient_ids.db]
     qn = conn.ops.quote_name
     suffix = conn.ops.on_conflict_suffix_sql([], OnConflict.IGNORE, None, None)
@@ -207,7 +215,7 @@ def _notify_query(
         )
         created = Notification.objects.using(conn.alias).filter(dedupe_key=dedupe_key, created_at=moment).count()
         for channel in channels:
-            payload = {} if channel == DeliveryChannel.INAPP else {"title": title, "body": body, "link": link}
+            payload = _payload(channel, title=title, body=body, link=link)
             d_head, d_select, d_params = _insert_select(
                 conn,
                 Delivery,
@@ -288,9 +296,7 @@ def notifications_send(
                     channel=channel,
                     user_id=m.recipient_id,
                     notification_id=created[m.recipient_id],
-                    payload={}
-                    if channel == DeliveryChannel.INAPP
-                    else {"title": m.title, "body": m.body, "link": m.link},
+                    payload=_payload(channel, title=m.title, body=m.body, link=m.link),
                     next_attempt_at=now,
                     created_at=now,
                     dedupe_key=f"{channel}:n{created[m.recipient_id]}",

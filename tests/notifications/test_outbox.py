@@ -266,3 +266,11 @@ def test_notify_from_a_query_rolls_back_and_costs_the_same_statements_at_any_siz
     # the notifications, how many this call made, the deliveries of each channel
     assert len(statements) == 4, statements
     assert Delivery.objects.filter(status=DeliveryStatus.PENDING).count() == 2 * (OUTBOX_BATCH + 500)
+
+
+def test_notify_refuses_a_query_that_is_not_one_column_of_ids(alice):
+    users = get_user_model().objects.filter(pk=alice.pk)
+    for query in (users, users.values_list("id", "username")):
+        with pytest.raises(ValueError, match="one column of user ids"):
+            remind(query)
+    assert Notification.objects.count() == 0
