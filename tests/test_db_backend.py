@@ -1,0 +1,84 @@
+"""The PostgreSQL backend's health check (config/postgresql/base.py): no round trip
+for a quiet idle connection, the server's word for anything else — a connection the
+server closed is found unusable, and the next request reconnects."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.conf import settings
+from django.db import connection, connections
+
+pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="the PostgreSQL backend")
+
+
+@pytest.fixture
+def spare():
+    """A second connection to the test database, outside the test's transaction."""
+    wrapper = connections.create_connection("default")
+    wrapper.connect()
+    yield wrapper
+    wrapper.close()
+
+
+class _Counting:
+    """Wraps a psycopg connection and counts the cursors opened on it."""
+
+    def __init__(self, real):
+        self._real, self.cursors = real, 0
+
+    def cursor(self, *args, **kwargs):
+        self.cursors += 1
+        return self._real.cursor(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+
+def test_the_settings_use_the_project_backend():
+    assert settings.DATABASES["default"]["ENGINE"] == "config.postgresql"
+    assert settings.DATABASES["default"]["CONN_HEALTH_CHECKS"] is True
+
+
+@pytest.mark.django_db
+def test_a_quiet_idle_connection_is_usable_without_a_round_trip(spare):
+    counting = _Counting(spare.connection)
+    spare.connection = counting
+    try:
+        assert spare.is_usable() is True
+        assert counting.cursors == 0
+    finally:
+        spare.connection = counting._real
+
+
+@pytest.mark.django_db
+def test_a_connection_in_a_transaction_asks_the_server(spare):
+    spare.connection.execute("BEGIN")
+    counting = _Counting(spare.connection)
+    spare.connection = counting
+    try:
+        assert spare.is_usable() is True
+        assert counting.cursors == 1  # Django's SELECT 1
+    finally:
+        spare.connection = counting._real
+        spare.connection.execute("ROLLBACK")
+
+
+@pytest.mark.django_db
+def test_a_connection_the_server_closed_is_unusable_and_the_next_request_reconnects(spare):
+    pid = spare.connection.info.backend_pid
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
+        assert cursor.fetchone()[0] is True
+    deadline = time.monotonic() + 5
+    while spare.is_usable() and time.monotonic() < deadline:  # the server's FATAL on its way
+        time.sleep(0.05)
+    assert spare.is_usable() is False
+
+    # What Django does at a request's first query: check, close, reconnect.
+    spare.health_check_done = False
+    with spare.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        new_pid = cursor.fetchone()[0]
+    assert new_pid != pid
