@@ -46,7 +46,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import BooleanField, ExpressionWrapper, QuerySet, Value
 from django.utils import timezone, translation
 
-from campuses.bulk import insert_history, insert_rows, update_objects
+from campuses.bulk import insert_history_of, insert_rows, update_objects
 from campuses.models import Building, Campus, College, Grade, Role, Room, SchoolClass
 from campuses.scoping import Scope
 from students.masking import mask_id_number, mask_phone
@@ -1188,22 +1188,17 @@ def _write(
         Student.objects.filter(pk__in=chunk).update(bed="")
     fields = sorted(changed_fields | {"updated_at"})
     history = {"user": actor, "reason": REASON, "date": now}
+    # Each chunk's history rows are copied from the rows just written, by the server.
     for chunk in _chunks(changed, size):
         update_objects(Student, chunk, fields)
-        insert_history(Student, chunk, history_type="~", **history)
+        insert_history_of(Student, column="id", values=[s.pk for s in chunk], history_type="~", **history)
         done += len(chunk)
         _notify(progress, done, total, STAGE_WRITE)
     names = [f.attname for f in _NEW_STUDENT_FIELDS]
     for chunk in _chunks(new, size):
         insert_rows(Student, _NEW_STUDENT_FIELDS, ([values[n] for n in names] for values in chunk))
-        ids = dict(
-            Student.objects.filter(student_number__in=[v["student_number"] for v in chunk]).values_list(
-                "student_number", "id"
-            )
-        )
-        for values in chunk:
-            values["id"] = ids[values["student_number"]]
-        insert_history(Student, chunk, history_type="+", **history)
+        numbers = [values["student_number"] for values in chunk]
+        insert_history_of(Student, column="student_number", values=numbers, history_type="+", **history)
         done += len(chunk)
         _notify(progress, done, total, STAGE_WRITE)
 

@@ -42,3 +42,47 @@ def test_insert_rows_stores_what_the_orm_reads_back():
 def test_insert_rows_refuses_a_row_of_the_wrong_width():
     with pytest.raises(ValueError, match="values for"):
         insert_rows(RollupSnapshot, FIELDS, [_row(1), _row(2)[:-1]])
+
+
+@pytest.mark.django_db
+def test_insert_history_of_copies_the_stored_rows_with_the_history_columns(world):
+    from campuses.bulk import insert_history_of
+    from students.models import Student
+
+    students = list(Student.objects.order_by("pk")[:3])
+    assert len(students) == 3
+    when = timezone.now().replace(microsecond=654321)
+    Student.history.all().delete()
+    written = insert_history_of(
+        Student,
+        column="student_number",
+        values=[s.student_number for s in students[:2]],
+        history_type="+",
+        user=world.uni_admin,
+        reason="花名册导入",
+        date=when,
+    )
+    assert written == 2
+    records = {h.id: h for h in Student.history.all()}
+    assert set(records) == {students[0].pk, students[1].pk}  # the third was not asked for
+    tracked = [f.attname for f in Student.history.model.tracked_fields]
+    for student in students[:2]:
+        record = records[student.pk]
+        assert [getattr(record, name) for name in tracked] == [getattr(student, name) for name in tracked]
+        assert (record.history_type, record.history_change_reason) == ("+", "花名册导入")
+        assert record.history_user == world.uni_admin and record.history_date == when
+
+
+@pytest.mark.django_db
+def test_insert_history_of_splits_what_one_statement_may_not_carry(world, monkeypatch):
+    from django.db import connection
+
+    from campuses import bulk
+    from students.models import Student
+
+    pks = list(Student.objects.order_by("pk").values_list("pk", flat=True)[:5])
+    Student.history.all().delete()
+    monkeypatch.setattr(connection.features, "max_query_params", 6)  # 4 constants + 2 ids a statement
+    written = bulk.insert_history_of(Student, column="id", values=pks, history_type="~", date=timezone.now())
+    assert written == 5
+    assert sorted(Student.history.values_list("id", flat=True)) == pks
