@@ -18,9 +18,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from django.db.models import BooleanField, Q
+from django.db.models.expressions import RawSQL
 
 #: Rows per executemany call (memory bound, not a SQL limit).
 CHUNK = 5000
@@ -104,6 +106,24 @@ def insert_rows(model: type[models.Model], fields: Sequence[models.Field], rows:
             cursor.executemany(sql, buffer)
             written += len(buffer)
     return written
+
+
+def one_of(model: type[models.Model], field_name: str, values: Sequence, *, chunk: int) -> Iterator:
+    """Filters that together select the rows of ``model`` whose ``field_name`` is one of
+    ``values``: on PostgreSQL one — the values as one array parameter (``= ANY(%s)``),
+    where an ``__in`` of thousands of values is thousands of parameters to format and
+    parse; elsewhere one ``__in`` per ``chunk`` values (the database's parameter
+    limit).  Nothing for no values."""
+    values = list(values)
+    if not values:
+        return
+    if connection.vendor == "postgresql":
+        qn = connection.ops.quote_name
+        column = f"{qn(model._meta.db_table)}.{qn(model._meta.get_field(field_name).column)}"
+        yield RawSQL(f"{column} = ANY(%s)", (values,), output_field=BooleanField())
+        return
+    for start in range(0, len(values), chunk):
+        yield Q(**{f"{field_name}__in": values[start : start + chunk]})
 
 
 def select_list(model: type[models.Model], alias: str) -> tuple[str, list[models.Field]]:

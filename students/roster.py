@@ -46,7 +46,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import BooleanField, ExpressionWrapper, QuerySet, Value
 from django.utils import timezone, translation
 
-from campuses.bulk import insert_history_of, insert_rows, update_objects
+from campuses.bulk import insert_history_of, insert_rows, one_of, update_objects
 from campuses.models import Building, Campus, College, Grade, Role, Room, SchoolClass
 from campuses.scoping import Scope
 from students.masking import mask_id_number, mask_phone
@@ -835,10 +835,8 @@ def _load_existing(tree: _Tree, rows: list[_Row]) -> None:
     """Attach the stored student to each row by 学号, in chunked queries."""
     by_number = {row.student_number: row for row in rows if row.student_number}
     numbers = sorted(by_number)
-    for chunk in _chunks(numbers, _lookup_chunk()):
-        for student in Student.objects.filter(student_number__in=chunk).annotate(
-            roster_in_scope=tree.student_scope_q()
-        ):
+    for where in one_of(Student, "student_number", numbers, chunk=_lookup_chunk()):
+        for student in Student.objects.filter(where).annotate(roster_in_scope=tree.student_scope_q()):
             row = by_number[student.student_number]
             row.existing = student
             if not student.roster_in_scope:
@@ -864,9 +862,9 @@ def _check_beds(rows: list[_Row]) -> None:
         return
     room_ids = sorted({key[0] for key in targets})
     holder: dict[tuple[int, str], str] = {}
-    for chunk in _chunks(room_ids, _lookup_chunk()):
+    for where in one_of(Student, "room_id", room_ids, chunk=_lookup_chunk()):
         for room_id, bed, number in (
-            Student.objects.filter(room_id__in=chunk).exclude(bed="").values_list("room_id", "bed", "student_number")
+            Student.objects.filter(where).exclude(bed="").values_list("room_id", "bed", "student_number")
         ):
             holder[(room_id, bed)] = number
     by_number = {row.student_number: row for row in rows}
@@ -983,8 +981,8 @@ class _UnitWriter:
         insert_rows(model, [model._meta.get_field(n) for n in names], ([row[n] for n in names] for row in rows))
         parent, natural = _NATURAL_KEYS[model]
         ids: dict[tuple, int] = {}
-        for chunk in _chunks(sorted({row[parent] for row in rows}), _lookup_chunk()):
-            for pk, under, value in model.objects.filter(**{f"{parent}__in": chunk}).values_list("id", parent, natural):
+        for where in one_of(model, parent, sorted({row[parent] for row in rows}), chunk=_lookup_chunk()):
+            for pk, under, value in model.objects.filter(where).values_list("id", parent, natural):
                 ids[(under, value)] = pk
         for key, row in zip(keys, rows, strict=True):
             self.ids[key] = ids[(row[parent], row[natural])]
@@ -1184,8 +1182,8 @@ def _write(
     _notify(progress, done, total, STAGE_WRITE)
     # Free the beds of students who move first, so swaps within the file do not collide
     # with the (room, bed) constraint; the final values are written with history below.
-    for chunk in _chunks(movers, _lookup_chunk()):
-        Student.objects.filter(pk__in=chunk).update(bed="")
+    for where in one_of(Student, "id", movers, chunk=_lookup_chunk()):
+        Student.objects.filter(where).update(bed="")
     fields = sorted(changed_fields | {"updated_at"})
     history = {"user": actor, "reason": REASON, "date": now}
     # Each chunk's history rows are copied from the rows just written, by the server.

@@ -86,3 +86,30 @@ def test_insert_history_of_splits_what_one_statement_may_not_carry(world, monkey
     written = bulk.insert_history_of(Student, column="id", values=pks, history_type="~", date=timezone.now())
     assert written == 5
     assert sorted(Student.history.values_list("id", flat=True)) == pks
+
+
+@pytest.mark.django_db
+def test_one_of_selects_what_an_in_lookup_selects(world):
+    from django.db import connection
+
+    from campuses.bulk import one_of
+    from students.models import Student
+
+    numbers = [*sorted(Student.objects.values_list("student_number", flat=True))[:5], "没有这个学号"]
+    filters = list(one_of(Student, "student_number", numbers, chunk=2))
+    assert len(filters) == (1 if connection.vendor == "postgresql" else 3)
+    found = sorted(
+        n for where in filters for n in Student.objects.filter(where).values_list("student_number", flat=True)
+    )
+    assert found == sorted(Student.objects.filter(student_number__in=numbers).values_list("student_number", flat=True))
+    assert len(found) == 5
+    ids = sorted(Student.objects.values_list("pk", flat=True))[:3]
+    assert (
+        sorted(
+            pk
+            for w in one_of(Student, "id", ids, chunk=2)
+            for pk in Student.objects.filter(w).values_list("pk", flat=True)
+        )
+        == ids
+    )
+    assert list(one_of(Student, "id", [], chunk=2)) == []
