@@ -82,7 +82,12 @@ class Student(models.Model):
     )
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
-    history = HistoricalRecords(excluded_fields=["updated_at"])
+    # History rows are looked up by student (id or 学号) and date; indexes on the copied
+    # unit and account columns would only slow every import's history insert down.
+    history = HistoricalRecords(
+        excluded_fields=["updated_at"],
+        no_db_index=["campus", "college", "grade", "school_class", "building", "room", "user"],
+    )
 
     class Meta:
         verbose_name = _("学生")
