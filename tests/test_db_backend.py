@@ -82,3 +82,17 @@ def test_a_connection_the_server_closed_is_unusable_and_the_next_request_reconne
         cursor.execute("SELECT pg_backend_pid()")
         new_pid = cursor.fetchone()[0]
     assert new_pid != pid
+
+
+@pytest.mark.django_db
+def test_without_poll_the_check_asks_the_server(spare, monkeypatch):
+    import select
+
+    monkeypatch.delattr(select, "poll")  # as on a platform without it
+    counting = _Counting(spare.connection)
+    spare.connection = counting
+    try:
+        assert spare.is_usable() is True
+        assert counting.cursors == 1
+    finally:
+        spare.connection = counting._real

@@ -43,6 +43,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
                 and _quiet(connection.fileno())
             ):
                 return True
-        except (OSError, ValueError):
-            pass  # no socket to poll: ask the server
+        except (OSError, ValueError, AttributeError):
+            pass  # no socket to poll (or no poll() on this platform): ask the server
         return super().is_usable()
