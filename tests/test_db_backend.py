@@ -4,6 +4,7 @@ server closed is found unusable, and the next request reconnects."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
@@ -20,6 +21,17 @@ def spare():
     wrapper.connect()
     yield wrapper
     wrapper.close()
+
+
+@contextlib.contextmanager
+def _counting(wrapper):
+    """Count the cursors opened on ``wrapper``'s psycopg connection meanwhile."""
+    counting = _Counting(wrapper.connection)
+    wrapper.connection = counting
+    try:
+        yield counting
+    finally:
+        wrapper.connection = counting._real
 
 
 class _Counting:
@@ -43,25 +55,19 @@ def test_the_settings_use_the_project_backend():
 
 @pytest.mark.django_db
 def test_a_quiet_idle_connection_is_usable_without_a_round_trip(spare):
-    counting = _Counting(spare.connection)
-    spare.connection = counting
-    try:
+    with _counting(spare) as counting:
         assert spare.is_usable() is True
-        assert counting.cursors == 0
-    finally:
-        spare.connection = counting._real
+    assert counting.cursors == 0
 
 
 @pytest.mark.django_db
 def test_a_connection_in_a_transaction_asks_the_server(spare):
     spare.connection.execute("BEGIN")
-    counting = _Counting(spare.connection)
-    spare.connection = counting
     try:
-        assert spare.is_usable() is True
+        with _counting(spare) as counting:
+            assert spare.is_usable() is True
         assert counting.cursors == 1  # Django's SELECT 1
     finally:
-        spare.connection = counting._real
         spare.connection.execute("ROLLBACK")
 
 
@@ -89,10 +95,6 @@ def test_without_poll_the_check_asks_the_server(spare, monkeypatch):
     import select
 
     monkeypatch.delattr(select, "poll")  # as on a platform without it
-    counting = _Counting(spare.connection)
-    spare.connection = counting
-    try:
+    with _counting(spare) as counting:
         assert spare.is_usable() is True
-        assert counting.cursors == 1
-    finally:
-        spare.connection = counting._real
+    assert counting.cursors == 1
