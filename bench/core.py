@@ -214,5 +214,36 @@ def child_pids(pid: int) -> list[int]:
         return []
 
 
+def cpu_times() -> list[int] | None:
+    """The machine's CPU time so far, in clock ticks, as ``/proc/stat``'s first line
+    counts it (user, nice, system, idle, iowait, irq, softirq, steal); None off Linux."""
+    try:
+        with open("/proc/stat", encoding="ascii") as handle:
+            fields = handle.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu" or len(fields) < 9:
+        return None
+    return [int(x) for x in fields[1:9]]
+
+
+def cpu_shares(before: list[int] | None, after: list[int] | None) -> dict | None:
+    """How the machine's CPU time between two :func:`cpu_times` readings was spent, as
+    shares of all cores' time: ``busy`` (user, nice, system, irq, softirq), ``iowait``,
+    and ``steal`` (time the hypervisor gave to other guests: a step measured while it
+    is high ran on less machine than its neighbours)."""
+    if before is None or after is None:
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = (b - a for a, b in zip(before, after, strict=True))
+    total = user + nice + system + idle + iowait + irq + softirq + steal
+    if total <= 0:
+        return None
+    return {
+        "busy": round((user + nice + system + irq + softirq) / total, 3),
+        "iowait": round(iowait / total, 3),
+        "steal": round(steal / total, 3),
+    }
+
+
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]

@@ -321,16 +321,19 @@ def _steps(results: dict):
 def details_markdown(results: dict) -> str:
     """SQL statements per operation, peak memory and load of every step."""
     lines = [
-        "| step | SQL statements per operation | peak RSS (MiB) | of which at start | load before → after |",
-        "|---|---|---|---|---|",
+        "| step | SQL statements per operation | peak RSS (MiB) | of which at start | load before → after "
+        "| CPU busy / iowait / steal |",
+        "|---|---|---|---|---|---|",
     ]
     for label, payload, queries in _steps(results):
         if not payload:
             continue
         load = f"{payload.get('load_before', ['—'])[0]} → {payload.get('load_after', ['—'])[0]}"
+        cpu = payload.get("cpu")
+        shares = " / ".join(f"{100 * cpu[k]:.0f} %" for k in ("busy", "iowait", "steal")) if cpu else "—"
         lines.append(
             f"| {label} | {queries} | {payload.get('peak_rss_mb', '—')} | {payload.get('baseline_rss_mb', '—')} | "
-            f"{load if 'load_before' in payload else '—'} |"
+            f"{load if 'load_before' in payload else '—'} | {shares} |"
         )
     return "\n".join(lines)
 

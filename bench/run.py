@@ -34,6 +34,7 @@ import traceback
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from bench.core import cpu_shares, cpu_times
 from bench.report import checks_from, markdown_table, print_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -159,7 +160,7 @@ class Runner:
         env = {**self.env, "DATABASE_URL": self.admin.url_for(database)}
         command = [self.python, "-m", "bench.run", "child", name, "--out", str(out), *args]
         log(f"{self.elapsed()} {name} on {database} {' '.join(args)}")
-        started = time.monotonic()
+        started, cpu_before = time.monotonic(), cpu_times()
         try:
             subprocess.run(command, env=env, cwd=ROOT, check=True, timeout=timeout)
             data = json.loads(out.read_text())
@@ -167,6 +168,7 @@ class Runner:
             log(f"  FAILED: {exc}")
             data = {"error": f"{type(exc).__name__}: {exc}"}
         data["wall_seconds"] = round(time.monotonic() - started, 1)
+        data["cpu"] = cpu_shares(cpu_before, cpu_times())  # the whole machine's, over the step
         return data
 
 

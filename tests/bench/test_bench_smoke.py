@@ -214,3 +214,18 @@ def test_copy_reference_needs_postgresql(roster):
 def test_import_export_reference(roster):
     result = m_import.import_ie(Path(f"{roster}.csv"), rows=30, rollback=True)
     assert result["rows"] == 30 and _numbers(result["seconds"], result["queries"])
+
+
+def test_cpu_shares_of_a_step():
+    from bench.core import cpu_shares, cpu_times
+    from bench.report import details_markdown
+
+    # user, nice, system, idle, iowait, irq, softirq, steal: 100 ticks in all
+    before = [1000, 0, 200, 5000, 10, 0, 5, 40]
+    after = [1040, 0, 210, 5030, 15, 0, 5, 55]
+    assert cpu_shares(before, after) == {"busy": 0.5, "iowait": 0.05, "steal": 0.15}
+    assert cpu_shares(None, after) is None and cpu_shares(before, before) is None
+    now = cpu_times()
+    assert now is None or (len(now) == 8 and all(isinstance(t, int) for t in now))
+    results = {"measurements": {"rollup": {"large": {"peak_rss_mb": 90, "cpu": cpu_shares(before, after)}}}}
+    assert "| 50 % / 5 % / 15 % |" in details_markdown(results)
