@@ -832,7 +832,8 @@ class _Tree:
 # The import
 # ---------------------------------------------------------------------------
 def _load_existing(tree: _Tree, rows: list[_Row]) -> None:
-    """Attach the stored student to each row by 学号, in chunked queries."""
+    """Attach the stored student to each row by 学号: one query on PostgreSQL, chunked
+    ones elsewhere (:func:`campuses.bulk.one_of`)."""
     by_number = {row.student_number: row for row in rows if row.student_number}
     numbers = sorted(by_number)
     for where in one_of(Student, "student_number", numbers, chunk=_lookup_chunk()):
