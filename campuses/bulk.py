@@ -182,6 +182,19 @@ def update_objects(model: type[models.Model], objs: Sequence[models.Model], fiel
     return len(params)
 
 
+def history_insert_sql(model: type[models.Model], conn) -> tuple[str, list[str]]:
+    """The head of a statement that copies rows of ``model`` into its
+    django-simple-history table — ``INSERT INTO <history> (the tracked columns,
+    history_date, history_change_reason, history_type, history_user_id)`` — and the
+    tracked columns (quoted; the same names in both tables) its ``SELECT`` starts with;
+    the four history columns follow them."""
+    history = model.history.model
+    qn = conn.ops.quote_name
+    tracked = [qn(f.column) for f in history.tracked_fields]
+    extra = [qn(c) for c in ("history_date", "history_change_reason", "history_type", "history_user_id")]
+    return f"INSERT INTO {qn(history._meta.db_table)} ({', '.join(tracked + extra)})", tracked
+
+
 def insert_history_of(
     model: type[models.Model],
     *,
@@ -192,32 +205,26 @@ def insert_history_of(
     reason: str = "",
     date: dt.datetime,
 ) -> int:
-    """The django-simple-history rows of the stored rows of ``model`` whose ``column``
-    (a unique column: the primary key or a natural key) is one of ``values``: copied from
-    the table by the server (``INSERT INTO history … SELECT … FROM table``), what
-    ``bulk_create_with_history`` / ``bulk_update_with_history`` add, without sending
-    the rows back or building an instance per row.  The rows must already hold what the
-    history records.  ``history_type``: ``"+"`` created, ``"~"`` changed.  Returns the
-    number of history rows written.  Runs in the caller's transaction."""
+    """The django-simple-history rows of the stored rows of ``model`` whose field
+    ``column`` (a unique one: the primary key or a natural key) is one of ``values``:
+    copied from the table by the server (``INSERT INTO history … SELECT … FROM table``,
+    the rows selected by :func:`one_of`), what ``bulk_create_with_history`` /
+    ``bulk_update_with_history`` add, without sending the rows back or building an
+    instance per row.  The rows must already hold what the history records.
+    ``history_type``: ``"+"`` created, ``"~"`` changed.  Returns the number of history
+    rows written.  Runs in the caller's transaction."""
     history = model.history.model
-    qn = connection.ops.quote_name
-    tracked = [qn(f.column) for f in history.tracked_fields]  # the same columns in both tables
-    extra = [qn(c) for c in ("history_date", "history_change_reason", "history_type", "history_user_id")]
+    head, _tracked = history_insert_sql(model, connection)
     date_field = history._meta.get_field("history_date")
     constants = [date_field.get_db_prep_save(date, connection), reason, history_type, getattr(user, "pk", None)]
-    head = (
-        f"INSERT INTO {qn(history._meta.db_table)} ({', '.join(tracked + extra)}) "
-        f"SELECT {', '.join(tracked)}, %s, %s, %s, %s FROM {qn(model._meta.db_table)} WHERE {qn(column)}"
-    )
-    values = list(values)
+    names = [f.attname for f in history.tracked_fields]
+    # Where values go as parameters (not PostgreSQL), a statement carries the constants too.
+    chunk = max(1, min(CHUNK, (connection.features.max_query_params or CHUNK) - len(constants)))
     written = 0
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":  # one statement: the values as one array
-            cursor.execute(f"{head} = ANY(%s)", [*constants, values])
-            return cursor.rowcount
-        size = max(1, (connection.features.max_query_params or CHUNK) - len(constants))
-        for start in range(0, len(values), min(size, CHUNK)):
-            chunk = values[start : start + min(size, CHUNK)]
-            cursor.execute(f"{head} IN ({', '.join(['%s'] * len(chunk))})", [*constants, *chunk])
+        for where in one_of(model, column, values, chunk=chunk):
+            rows = model._base_manager.filter(where).order_by().values_list(*names)
+            sql, params = rows.query.sql_with_params()
+            cursor.execute(f"{head} SELECT q.*, %s, %s, %s, %s FROM ({sql}) q", [*constants, *params])
             written += cursor.rowcount
     return written

@@ -40,6 +40,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from campuses.bulk import history_insert_sql
 from reports.models import (
     ABNORMAL_FLAGS,
     FEVER_AT,
@@ -474,20 +475,15 @@ def _insert_statement(conn) -> _InsertStatement:
         return statement
     qn = conn.ops.quote_name
     fields = [f for f in DailyReport._meta.concrete_fields if not f.primary_key]
-    history = DailyReport.history.model
-    tracked = [qn(f.column) for f in history.tracked_fields]  # the same columns in both tables
-    extra = [qn(c) for c in ("history_date", "history_change_reason", "history_type", "history_user_id")]
+    history_head, tracked = history_insert_sql(DailyReport, conn)
     statement = _InsertStatement(
         fields=fields,
         insert=(
             f"INSERT INTO {qn(DailyReport._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
             f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT DO NOTHING"
         ),
-        history=(
-            f"INSERT INTO {qn(history._meta.db_table)} ({', '.join(tracked + extra)}) "
-            f"SELECT {', '.join(tracked)}, %s, NULL, '+', %s"
-        ),
-        history_date=history._meta.get_field("history_date"),
+        history=f"{history_head} SELECT {', '.join(tracked)}, %s, NULL, '+', %s",
+        history_date=DailyReport.history.model._meta.get_field("history_date"),
     )
     _INSERT_STATEMENTS[conn.vendor] = statement
     return statement
