@@ -32,6 +32,9 @@ from reports.models import FEVER_AT, CheckinSlot, DailyReport, Excusal
 from reports.rollup_models import FIGURES, LEVEL_BELOW, Level, RollupRun, RollupSnapshot
 from students.models import AttentionTag, EnrolmentStatus, KeyAttentionTag, Student
 
+#: The slot code's column type, as the model declares it (a constant's type in SQL).
+_SLOT_CODE_LENGTH = CheckinSlot._meta.get_field("code").max_length
+
 #: The key-attention tag kinds, in the order of the pivot's columns.
 TAG_KINDS: tuple[str, ...] = tuple(AttentionTag.values)
 
@@ -192,7 +195,7 @@ def _sql(level: str | None, slots: int = 1) -> str:
         of_unit=of_unit,
         slots=", ".join(f"%(slot{i})s" for i in range(slots)),
         # one slot (the nightly compile): its code is a constant, not a grouping column
-        slot_code="sl.code" if slots > 1 else "CAST(%(slot0)s AS VARCHAR(16))",
+        slot_code="sl.code" if slots > 1 else f"CAST(%(slot0)s AS VARCHAR({_SLOT_CODE_LENGTH}))",
         slot_group="sl.code, " if slots > 1 else "",
     )
 
