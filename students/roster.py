@@ -856,18 +856,27 @@ def _apply_masked(row: _Row) -> None:
             row.error(headers[name], f"“{value}”是脱敏后的号码，不能导入；请填写完整号码")
 
 
-def _check_beds(rows: list[_Row]) -> None:
-    """A bed held by a stored student who does not move away in this import is taken."""
+def _check_beds(tree: _Tree, rows: list[_Row]) -> None:
+    """A bed held by a stored student who does not move away in this import is taken.
+    The holder's 学号 is named only when the importer's scope reaches them (a dorm room
+    is shared by colleges; the scope decides who may be named)."""
     targets = {row.bed_key: row for row in rows if row.clean and row.bed_key and isinstance(row.room, int)}
     if not targets:
         return
     room_ids = sorted({key[0] for key in targets})
     holder: dict[tuple[int, str], str] = {}
+    visible: set[str] = set()
     for where in one_of(Student, "room_id", room_ids, chunk=_lookup_chunk()):
-        for room_id, bed, number in (
-            Student.objects.filter(where).exclude(bed="").values_list("room_id", "bed", "student_number")
-        ):
+        holders = (
+            Student.objects.filter(where)
+            .exclude(bed="")
+            .annotate(roster_in_scope=tree.student_scope_q())
+            .values_list("room_id", "bed", "student_number", "roster_in_scope")
+        )
+        for room_id, bed, number, in_scope in holders:
             holder[(room_id, bed)] = number
+            if in_scope:
+                visible.add(number)
     by_number = {row.student_number: row for row in rows}
     changed = True
     while changed:  # a refused row keeps its student in his old bed: recheck until stable
@@ -880,7 +889,10 @@ def _check_beds(rows: list[_Row]) -> None:
                 continue
             mover = by_number.get(number)
             if mover is None or not mover.clean:
-                row.error(H_BED, f"该床位已有学生入住（学号 {number}），请先调整其床位")
+                if number in visible:
+                    row.error(H_BED, f"该床位已有学生入住（学号 {number}），请先调整其床位")
+                else:
+                    row.error(H_BED, "该床位已有您管理范围以外的学生入住，请联系宿舍管理人员调整")
                 changed = True
 
 
@@ -1099,7 +1111,7 @@ def roster_import(
         if row.masked:
             _apply_masked(row)
     if H_BUILDING in parsed.columns:
-        _check_beds(rows)
+        _check_beds(tree, rows)
     _notify(progress, total, total, STAGE_CHECK)
 
     for row in rows:

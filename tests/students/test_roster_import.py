@@ -427,6 +427,33 @@ def test_a_bed_held_by_a_student_not_in_the_file_is_an_error(world, tmp_path):
     assert holder.student_number in result.errors[0].message
 
 
+def test_a_bed_held_by_a_student_outside_the_importers_scope_is_refused_without_naming_them(world, tmp_path):
+    ns = world["A"]
+    other_college = College.objects.create(campus=ns.campus, code="A02", name="理学院(中心校区)")
+    grade = Grade.objects.create(college=other_college, year=ns.grade.year, name=ns.grade.name)
+    klass = SchoolClass.objects.create(grade=grade, code="A02K1", name="理学1班")
+    outsider = Student.objects.create(
+        student_number="OUT0001",
+        name="外院学生",
+        gender=ns.students[0].gender,
+        school_class=klass,
+        grade=grade,
+        college=other_college,
+        campus=ns.campus,
+        building=ns.building,
+        room=ns.rooms[1],
+        bed="4",
+    )
+    row = student_row(world, seq=1, 楼宇=ns.building.name, 宿舍=outsider.room.number, 床位="4")
+
+    result = run(write_csv(tmp_path / "r.csv", [row]), scope=scope_for(ns.college_admin))
+
+    assert cells(result) == {(2, "床位")}
+    assert outsider.student_number not in result.errors[0].message
+    assert "管理范围以外" in result.errors[0].message
+    assert not result.imported
+
+
 def test_students_swapping_beds_in_one_file_is_fine(world, tmp_path):
     first, second = world["A"].students[0], world["A"].students[1]
     rows = []
