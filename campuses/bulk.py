@@ -150,17 +150,24 @@ def _converters(conn, model: type[models.Model], fields: Sequence[models.Field])
     return found
 
 
-def instance_from_row(model: type[models.Model], fields: Sequence[models.Field], values: Sequence) -> models.Model:
-    """A ``model`` instance from raw column values, converted as the ORM converts them
-    (the backend's converters, then the field's ``from_db_value``): what a queryset
-    would have built, without compiling one."""
+def convert_row(model: type[models.Model], fields: Sequence[models.Field], values: Sequence) -> list:
+    """Raw column values of ``fields`` converted as the ORM converts them (the
+    backend's converters, then the field's ``from_db_value``): a date is a date on
+    SQLite too, a JSON column a dict."""
     conn = connections[DEFAULT_DB_ALIAS]
     converted = []
     for (converters, col), value in zip(_converters(conn, model, fields), values, strict=True):
         for converter in converters:
             value = converter(value, col, conn)
         converted.append(value)
-    return model.from_db(conn.alias, [f.attname for f in fields], converted)
+    return converted
+
+
+def instance_from_row(model: type[models.Model], fields: Sequence[models.Field], values: Sequence) -> models.Model:
+    """A ``model`` instance from raw column values (:func:`convert_row`): what a
+    queryset would have built, without compiling one."""
+    converted = convert_row(model, fields, values)
+    return model.from_db(DEFAULT_DB_ALIAS, [f.attname for f in fields], converted)
 
 
 def update_objects(model: type[models.Model], objs: Sequence[models.Model], field_names: Sequence[str]) -> int:
