@@ -225,11 +225,9 @@ def _step_missing(opts) -> dict:
 
 
 def _step_dashboard(opts) -> dict:
-    from django.utils import timezone
+    from bench.m_dashboard import measure_full_day
 
-    from bench.m_dashboard import measure
-
-    return measure(on=_yesterday(), today=timezone.localdate())
+    return measure_full_day()
 
 
 def _step_submit(opts) -> dict:

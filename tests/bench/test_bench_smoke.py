@@ -97,13 +97,20 @@ def test_missing_list_measurement(university):
 
 
 def test_dashboard_measurement(university):
-    result = m_dashboard.measure(on=_yesterday(), today=timezone.localdate(), repeats=2)
+    """The pages as at 23:00 of yesterday, whatever the hour: "today" is then the
+    data's last complete day of reports, and the past day the one before it."""
+    result = m_dashboard.measure_full_day(repeats=2)
     assert set(result["pages"]) == {f"{lvl}/{day}" for lvl in ("university", "campus", "school_class")
                                     for day in ("past", "live")}  # fmt: skip
+    assert result["today"] == _yesterday().isoformat()
+    assert result["past_day"] == (_yesterday() - dt.timedelta(days=1)).isoformat()
+    assert result["measured_as_at"].startswith(f"{_yesterday().isoformat()}T23:00")
     for page in result["pages"].values():
         assert _numbers(page["page"]["p95_ms"], page["raw_read"]["median_ms"], page["queries"])
         assert page["queries"] > 0
-    _assert_checked(_rows("dashboard", result, prefix="4"))
+    rows = _rows("dashboard", result, prefix="4")
+    assert all(r["note"].endswith(f"at {_yesterday().isoformat()}T23:00") for r in rows if r["id"] <= "4f"), rows
+    _assert_checked(rows)
 
 
 def test_submission_probe_and_ceiling(university, settings, tmp_path):
