@@ -39,7 +39,16 @@ from django.utils.translation import gettext_lazy as _
 from campuses.bulk import convert_row, instance_from_row, select_list
 from campuses.models import Campus, College, Grade, SchoolClass, University
 from campuses.scoping import HEALTH_ROLES, Scope, scope_for
-from reports.models import CheckinSlot, DailyReport, Excusal, ExcusalReason, ReportFlag, SlotCode, SlotState
+from reports.models import (
+    CheckinSlot,
+    DailyReport,
+    Excusal,
+    ExcusalReason,
+    ReportFlag,
+    ReportSource,
+    SlotCode,
+    SlotState,
+)
 from reports.rollup import UnitFigures, rollup_compute_slots
 from reports.rollup_models import FIGURES, Level, RollupSnapshot, SignOff, SignOffState
 from reports.selectors import (
@@ -589,32 +598,58 @@ class ReportRow:
         return self.follow_up == "open"
 
 
+#: A flag's (lazy) label by value; an unknown flag shows as itself.
+_FLAG_LABELS = dict(ReportFlag.choices)
+
+
 def _flag_label(flag: str) -> str:
-    return str(ReportFlag(flag).label) if flag in ReportFlag.values else flag
+    return str(_FLAG_LABELS.get(flag, flag))
+
+
+#: The columns a report row of a dashboard list shows: read as values, not as four
+#: model instances a row (the report, its student, class and slot).
+_REPORT_ROW_COLUMNS = (
+    "id",
+    "student_id",
+    "student__student_number",
+    "student__name",
+    "school_class__name",
+    "date",
+    "slot__code",
+    "temperature",
+    "flags",
+    "abnormal",
+    "suspected_bot",
+    "follow_up",
+    "submitted_at",
+    "source",
+    "may_chase",
+)
 
 
 def _report_page(qs: QuerySet[DailyReport], scope: Scope, limit: int) -> ListPage:
     total = qs.count()
     qs = qs.annotate(may_chase=scope.role_flag(CHASE_ROLES, prefix="student__"))
+    sources = dict(ReportSource.choices)
     rows = [
         ReportRow(
-            id=r.pk,
-            student_id=r.student_id,
-            student_number=r.student.student_number,
-            name=r.student.name,
-            class_name=r.school_class.name,
-            date=r.date,
-            slot=slot_label(r.slot.code),
-            temperature=r.temperature,
-            flags=tuple(_flag_label(f) for f in r.flags or ()),
-            abnormal=r.abnormal,
-            suspected_bot=r.suspected_bot,
-            follow_up=r.follow_up,
-            submitted_at=r.submitted_at,
-            source=r.get_source_display(),
-            may_chase=bool(r.may_chase),
+            id=r["id"],
+            student_id=r["student_id"],
+            student_number=r["student__student_number"],
+            name=r["student__name"],
+            class_name=r["school_class__name"],
+            date=r["date"],
+            slot=slot_label(r["slot__code"]),
+            temperature=r["temperature"],
+            flags=tuple(_flag_label(f) for f in r["flags"] or ()),
+            abnormal=r["abnormal"],
+            suspected_bot=r["suspected_bot"],
+            follow_up=r["follow_up"],
+            submitted_at=r["submitted_at"],
+            source=str(sources.get(r["source"], r["source"])),
+            may_chase=bool(r["may_chase"]),
         )
-        for r in qs[:limit]
+        for r in qs.values(*_REPORT_ROW_COLUMNS)[:limit]
     ]
     return ListPage(rows=rows, total=total)
 
