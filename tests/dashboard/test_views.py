@@ -635,3 +635,36 @@ def test_monitor_morning_page_has_names_only(client, world, day):
     assert a.students[5].name not in text  # the other class
     assert 'data-action="contacted"' not in text
     assert 'id="flagged"' not in text
+
+
+def test_abnormal_and_follow_up_lists_show_the_report(client, world, day):
+    """Today's fever (student 2 of campus A) on the abnormal list and, for the
+    counsellor who chases it, on the follow-up list with its form; a coordinator sees
+    the row without the form.  In English the flag is English."""
+    a = world["A"]
+    report = DailyReport.objects.get(student=a.students[1], date=day.today)
+
+    def section(text: str, name: str) -> str:
+        start = text.index(f'<section class="panel" id="{name}">')
+        return text[start : text.index("</section>", start)]
+
+    def row(fragment: str) -> str:
+        start = fragment.index(f'<tr data-report="{report.pk}" class="is-alert">')
+        return fragment[start : fragment.index("</tr>", start)]
+
+    counsellor = page(client, a.counsellor, unit_url(f"school_class:{a.classes[0].pk}", slot="morning"))
+    for name in ("abnormal", "follow-ups"):
+        cells = row(section(counsellor, name))
+        assert a.students[1].student_number in cells and a.students[1].name in cells
+        assert a.classes[0].name in cells and "38.1" in cells and '<span class="tag">体温异常</span>' in cells
+        assert 'data-action="follow-up"' in cells
+    assert "异常报告（晨检，1 份）" in counsellor
+
+    coordinator = page(client, a.coordinator, unit_url(f"campus:{a.campus.pk}", slot="morning"))
+    cells = row(section(coordinator, "abnormal"))
+    assert "38.1" in cells and "待跟进" in cells and 'data-action="follow-up"' not in cells
+    assert 'id="follow-ups"' not in coordinator  # a coordinator chases no one
+
+    english = page(client, a.counsellor, unit_url(f"school_class:{a.classes[0].pk}", slot="morning"),
+                   **{"Accept-Language": "en"})  # fmt: skip
+    assert '<span class="tag">Abnormal temperature</span>' in row(section(english, "abnormal"))
