@@ -16,7 +16,6 @@ user's active assignments are read once per request and cached on the user objec
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -24,6 +23,7 @@ from django.db import connection, models
 from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet, Value
 from django.utils import timezone
 
+from campuses.bulk import per_vendor
 from campuses.models import (
     UNIT_FIELDS,
     Assignment,
@@ -217,8 +217,8 @@ def scope_for(user, *, on: dt.date | None = None) -> Scope:
     return scope
 
 
-@functools.cache
-def _assignments_sql(vendor: str) -> str:
+@per_vendor
+def _assignments_sql() -> str:
     qn = connection.ops.quote_name
     column = {f.name: qn(f.column) for f in Assignment._meta.concrete_fields}
     valid_from, valid_to = column["valid_from"], column["valid_to"]
@@ -237,7 +237,7 @@ def _assignment_rows(user_id: int, day: dt.date) -> list[tuple]:
     seven times that (0.71 against 0.09 ms a request at 100,000 students)."""
     value = connection.ops.adapt_datefield_value(day)
     with connection.cursor() as cursor:
-        cursor.execute(_assignments_sql(connection.vendor), [user_id, value, value])
+        cursor.execute(_assignments_sql(), [user_id, value, value])
         return cursor.fetchall()
 
 

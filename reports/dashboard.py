@@ -36,7 +36,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from campuses.bulk import convert_row, instance_from_row, select_list
+from campuses.bulk import convert_row, instance_from_row, per_vendor, select_list
 from campuses.models import Campus, College, Grade, SchoolClass, University
 from campuses.scoping import HEALTH_ROLES, Scope, scope_for
 from reports.models import (
@@ -361,19 +361,9 @@ def _live_figures(node: UnitNode, on: dt.date) -> tuple[list[SlotFigures], dt.da
 
 
 # The reads every dashboard page makes (its snapshots, trend and sign-off grid) are raw
-# statements, their SQL built once per database vendor: the ORM's compilation of these
-# three small lookups cost more than their round trips (1.76 against 0.5 ms a page at
-# 100,000 students).
-_SQL: dict[tuple[str, str], tuple[str, list]] = {}
-
-
-def _statement(name: str, build: Callable[[], tuple[str, list]]) -> tuple[str, list]:
-    """``build()`` — (SQL, the fields it selects) — once per vendor and ``name``."""
-    key = (connection.vendor, name)
-    found = _SQL.get(key)
-    if found is None:
-        found = _SQL[key] = build()
-    return found
+# statements, their SQL built once per database vendor (campuses.bulk.per_vendor): the
+# ORM's compilation of these three small lookups cost more than their round trips (1.76
+# against 0.5 ms a page at 100,000 students).
 
 
 def _columns(model) -> tuple[str, dict[str, str]]:
@@ -387,6 +377,7 @@ def _selected(model, names: Iterable[str]) -> tuple[str, list]:
     return ", ".join(connection.ops.quote_name(f.column) for f in fields), fields
 
 
+@per_vendor
 def _snapshots_of_day_sql() -> tuple[str, list]:
     table, c = _columns(RollupSnapshot)
     columns, fields = select_list(RollupSnapshot, "s")
@@ -401,7 +392,7 @@ def _snapshots_of_day_sql() -> tuple[str, list]:
 def _snapshot_figures(node: UnitNode, on: dt.date) -> list[SlotFigures]:
     """A past day from the stored snapshots: the unit and its children in one query."""
     child = node.child_level
-    sql, fields = _statement("snapshots_of_day", _snapshots_of_day_sql)
+    sql, fields = _snapshots_of_day_sql()
     day = connection.ops.adapt_datefield_value(on)
     with connection.cursor() as cursor:
         cursor.execute(sql, [day, node.level, node.id, child, node.id if child else None])
@@ -418,6 +409,7 @@ def _snapshot_figures(node: UnitNode, on: dt.date) -> list[SlotFigures]:
     return out
 
 
+@per_vendor
 def _trend_sql() -> tuple[str, list]:
     table, c = _columns(RollupSnapshot)
     columns, fields = _selected(RollupSnapshot, ("date", "expected", "reported", "abnormal"))
@@ -433,7 +425,7 @@ def _trend(node: UnitNode, on: dt.date, slot_code: str, live: Figures | None, is
     (one query on the (level, unit_id, date) index) and, for today, the live figures."""
     start = on - dt.timedelta(days=TREND_DAYS - 1)
     end = on - dt.timedelta(days=1) if is_today else on
-    sql, fields = _statement("trend", _trend_sql)
+    sql, fields = _trend_sql()
     adapt = connection.ops.adapt_datefield_value
     with connection.cursor() as cursor:
         cursor.execute(sql, [node.level, node.id, slot_code, adapt(start), adapt(end)])
@@ -462,6 +454,7 @@ class SignOffRow:
     cells: tuple[tuple[dt.date, str | None], ...]  # (day, state or None)
 
 
+@per_vendor
 def _signoffs_sql() -> tuple[str, list]:
     """The sign-offs of a unit and of some of its children between two dates; the
     children's ids are a list of ``{child_ids}`` placeholders, formatted per call."""
@@ -486,7 +479,7 @@ def _signoff_grid(node: UnitNode, children: Iterable[UnitRef], on: dt.date) -> t
     units += child_refs
     if not units:
         return days, []
-    sql, fields = _statement("signoffs", _signoffs_sql)
+    sql, fields = _signoffs_sql()
     child_ids = sorted({c.id for c in child_refs})
     adapt = connection.ops.adapt_datefield_value
     params = [adapt(days[0]), adapt(days[-1])]

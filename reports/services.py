@@ -40,7 +40,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from campuses.bulk import history_insert_sql
+from campuses.bulk import history_insert_sql, per_vendor
 from reports.models import (
     ABNORMAL_FLAGS,
     FEVER_AT,
@@ -465,18 +465,14 @@ class _InsertStatement:
     history_date: object  # the history_date field, to prepare its value
 
 
-_INSERT_STATEMENTS: dict[str, _InsertStatement] = {}
-
-
-def _insert_statement(conn) -> _InsertStatement:
-    """The SQL of :func:`_insert_new` for this database vendor, built once."""
-    statement = _INSERT_STATEMENTS.get(conn.vendor)
-    if statement is not None:
-        return statement
+@per_vendor
+def _insert_statement() -> _InsertStatement:
+    """The SQL of :func:`_insert_new` for the default database's vendor."""
+    conn = connections[DEFAULT_DB_ALIAS]
     qn = conn.ops.quote_name
     fields = [f for f in DailyReport._meta.concrete_fields if not f.primary_key]
     history_head, tracked = history_insert_sql(DailyReport, conn)
-    statement = _InsertStatement(
+    return _InsertStatement(
         fields=fields,
         insert=(
             f"INSERT INTO {qn(DailyReport._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
@@ -485,8 +481,6 @@ def _insert_statement(conn) -> _InsertStatement:
         history=f"{history_head} SELECT {', '.join(tracked)}, %s, NULL, '+', %s",
         history_date=DailyReport.history.model._meta.get_field("history_date"),
     )
-    _INSERT_STATEMENTS[conn.vendor] = statement
-    return statement
 
 
 def _insert_new(report: DailyReport, *, by) -> bool:
@@ -495,7 +489,7 @@ def _insert_new(report: DailyReport, *, by) -> bool:
     id) exists; True if it was written (``report.pk`` is then set).  On PostgreSQL one
     statement; elsewhere two, in a transaction."""
     conn = connections[DEFAULT_DB_ALIAS]
-    statement = _insert_statement(conn)
+    statement = _insert_statement()
     values = [f.get_db_prep_save(f.pre_save(report, True), conn) for f in statement.fields]
     history_values = [statement.history_date.get_db_prep_save(report.updated_at, conn), getattr(by, "pk", None)]
     with conn.cursor() as cursor:

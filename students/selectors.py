@@ -8,29 +8,25 @@ check-in's submit, ``me/`` and ``checkin/today/`` never ask for the student agai
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
-from campuses.bulk import instance_from_row, select_list
+from campuses.bulk import instance_from_row, per_vendor, select_list
 from students.models import Student
 
-_SQL: dict[str, tuple[str, list, list]] = {}
 
-
-def _user_with_student_sql(conn) -> tuple[str, list, list]:
-    found = _SQL.get(conn.vendor)
-    if found is None:
-        user_model = get_user_model()
-        qn = conn.ops.quote_name
-        user_columns, user_fields = select_list(user_model, "u")
-        student_columns, student_fields = select_list(Student, "s")
-        pk = qn(user_model._meta.pk.column)
-        sql = (
-            f"SELECT {user_columns}, {student_columns} FROM {qn(user_model._meta.db_table)} u "
-            f"LEFT JOIN {qn(Student._meta.db_table)} s ON s.{qn(Student._meta.get_field('user').column)} = u.{pk} "
-            f"WHERE u.{pk} = %s"
-        )
-        found = _SQL[conn.vendor] = (sql, user_fields, student_fields)
-    return found
+@per_vendor
+def _user_with_student_sql() -> tuple[str, list, list]:
+    user_model = get_user_model()
+    qn = connection.ops.quote_name
+    user_columns, user_fields = select_list(user_model, "u")
+    student_columns, student_fields = select_list(Student, "s")
+    pk = qn(user_model._meta.pk.column)
+    sql = (
+        f"SELECT {user_columns}, {student_columns} FROM {qn(user_model._meta.db_table)} u "
+        f"LEFT JOIN {qn(Student._meta.db_table)} s ON s.{qn(Student._meta.get_field('user').column)} = u.{pk} "
+        f"WHERE u.{pk} = %s"
+    )
+    return sql, user_fields, student_fields
 
 
 def user_with_student(user_id: int):
@@ -38,7 +34,7 @@ def user_with_student(user_id: int):
     ``user.student`` (and the user as ``student.user``), read in one query; None when
     there is no such user.  Activity and permissions are the caller's to check."""
     conn = connections[DEFAULT_DB_ALIAS]
-    sql, user_fields, student_fields = _user_with_student_sql(conn)
+    sql, user_fields, student_fields = _user_with_student_sql()
     with conn.cursor() as cursor:
         cursor.execute(sql, [user_id])
         row = cursor.fetchone()
