@@ -148,11 +148,22 @@ def one_of(model: type[models.Model], field_name: str, values: Sequence, *, chun
         yield Q(**{f"{field_name}__in": values[start : start + chunk]})
 
 
-def select_list(model: type[models.Model], alias: str) -> tuple[str, list[models.Field]]:
-    """The SELECT list of every concrete column of ``model`` under table alias ``alias``,
-    and the fields in that order (for :func:`instance_from_row`)."""
-    fields = list(model._meta.concrete_fields)
-    return ", ".join(f"{alias}.{connection.ops.quote_name(f.column)}" for f in fields), fields
+def select_list(
+    model: type[models.Model], alias: str = "", names: Sequence[str] | None = None
+) -> tuple[str, list[models.Field]]:
+    """The SELECT list of the fields ``names`` of ``model`` (default: every concrete
+    column), under table alias ``alias`` if one is given, and the fields in that order
+    (for :func:`instance_from_row` and :func:`convert_row`)."""
+    fields = list(model._meta.concrete_fields) if names is None else [model._meta.get_field(n) for n in names]
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(f"{prefix}{connection.ops.quote_name(f.column)}" for f in fields), fields
+
+
+def quoted_columns(model: type[models.Model]) -> tuple[str, dict[str, str]]:
+    """The quoted table of ``model`` and its quoted columns by field name, for a
+    hand-written statement's SQL."""
+    qn = connection.ops.quote_name
+    return qn(model._meta.db_table), {f.name: qn(f.column) for f in model._meta.concrete_fields}
 
 
 #: Per database connection (one per thread): the converters of a tuple of fields.

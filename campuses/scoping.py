@@ -23,7 +23,7 @@ from django.db import connection, models
 from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet, Value
 from django.utils import timezone
 
-from campuses.bulk import per_vendor
+from campuses.bulk import per_vendor, quoted_columns
 from campuses.models import (
     UNIT_FIELDS,
     Assignment,
@@ -219,14 +219,13 @@ def scope_for(user, *, on: dt.date | None = None) -> Scope:
 
 @per_vendor
 def _assignments_sql() -> str:
-    qn = connection.ops.quote_name
-    column = {f.name: qn(f.column) for f in Assignment._meta.concrete_fields}
+    table, column = quoted_columns(Assignment)
     valid_from, valid_to = column["valid_from"], column["valid_to"]
     return (
         f"SELECT {column['role']}, {', '.join(column[name] for name in UNIT_FIELDS)} "
-        f"FROM {qn(Assignment._meta.db_table)} WHERE {column['user']} = %s "
+        f"FROM {table} WHERE {column['user']} = %s "
         f"AND ({valid_from} IS NULL OR {valid_from} <= %s) AND ({valid_to} IS NULL OR {valid_to} >= %s) "
-        f"ORDER BY {column['role']}, {qn(Assignment._meta.pk.column)}"
+        f"ORDER BY {column['role']}, {column[Assignment._meta.pk.name]}"
     )
 
 

@@ -36,7 +36,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from campuses.bulk import convert_row, instance_from_row, per_vendor, select_list
+from campuses.bulk import convert_row, instance_from_row, per_vendor, quoted_columns, select_list
 from campuses.models import Campus, College, Grade, SchoolClass, University
 from campuses.scoping import HEALTH_ROLES, Scope, scope_for
 from reports.models import (
@@ -366,20 +366,9 @@ def _live_figures(node: UnitNode, on: dt.date) -> tuple[list[SlotFigures], dt.da
 # against 0.5 ms a page at 100,000 students).
 
 
-def _columns(model) -> tuple[str, dict[str, str]]:
-    """The quoted table of ``model`` and its quoted columns by field name."""
-    qn = connection.ops.quote_name
-    return qn(model._meta.db_table), {f.name: qn(f.column) for f in model._meta.concrete_fields}
-
-
-def _selected(model, names: Iterable[str]) -> tuple[str, list]:
-    fields = [model._meta.get_field(name) for name in names]
-    return ", ".join(connection.ops.quote_name(f.column) for f in fields), fields
-
-
 @per_vendor
 def _snapshots_of_day_sql() -> tuple[str, list]:
-    table, c = _columns(RollupSnapshot)
+    table, c = quoted_columns(RollupSnapshot)
     columns, fields = select_list(RollupSnapshot, "s")
     sql = (
         f"SELECT {columns} FROM {table} s WHERE s.{c['date']} = %s "
@@ -411,8 +400,8 @@ def _snapshot_figures(node: UnitNode, on: dt.date) -> list[SlotFigures]:
 
 @per_vendor
 def _trend_sql() -> tuple[str, list]:
-    table, c = _columns(RollupSnapshot)
-    columns, fields = _selected(RollupSnapshot, ("date", "expected", "reported", "abnormal"))
+    table, c = quoted_columns(RollupSnapshot)
+    columns, fields = select_list(RollupSnapshot, names=("date", "expected", "reported", "abnormal"))
     sql = (
         f"SELECT {columns} FROM {table} WHERE {c['level']} = %s AND {c['unit_id']} = %s "
         f"AND {c['slot_code']} = %s AND {c['date']} >= %s AND {c['date']} <= %s"
@@ -458,8 +447,8 @@ class SignOffRow:
 def _signoffs_sql() -> tuple[str, list]:
     """The sign-offs of a unit and of some of its children between two dates; the
     children's ids are a list of ``{child_ids}`` placeholders, formatted per call."""
-    table, c = _columns(SignOff)
-    columns, fields = _selected(SignOff, ("date", "level", "unit_id", "state"))
+    table, c = quoted_columns(SignOff)
+    columns, fields = select_list(SignOff, names=("date", "level", "unit_id", "state"))
     sql = (
         f"SELECT {columns} FROM {table} WHERE {c['date']} >= %s AND {c['date']} <= %s "
         f"AND (({c['level']} = %s AND {c['unit_id']} = %s) "
