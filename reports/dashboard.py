@@ -109,8 +109,14 @@ SIGNOFF_DAYS = 7
 _SLOT_ORDER = {code: n for n, code in enumerate(SlotCode.values)}
 
 
+#: Labels (lazy: translated when shown) by value; an unknown value shows as itself.
+_SLOT_LABELS = dict(SlotCode.choices)
+_FLAG_LABELS = dict(ReportFlag.choices)
+_SOURCE_LABELS = dict(ReportSource.choices)
+
+
 def slot_label(code: str) -> str:
-    return SlotCode(code).label if code in SlotCode.values else code
+    return _SLOT_LABELS.get(code, code)
 
 
 def ordered_slot_codes(codes: Iterable[str]) -> list[str]:
@@ -580,10 +586,6 @@ class ReportRow:
         return self.follow_up == "open"
 
 
-#: A flag's (lazy) label by value; an unknown flag shows as itself.
-_FLAG_LABELS = dict(ReportFlag.choices)
-
-
 def _flag_label(flag: str) -> str:
     return str(_FLAG_LABELS.get(flag, flag))
 
@@ -612,7 +614,6 @@ _REPORT_ROW_COLUMNS = (
 def _report_page(qs: QuerySet[DailyReport], scope: Scope, limit: int) -> ListPage:
     total = qs.count()
     qs = qs.annotate(may_chase=scope.role_flag(CHASE_ROLES, prefix="student__"))
-    sources = dict(ReportSource.choices)
     rows = [
         ReportRow(
             id=r["id"],
@@ -628,7 +629,7 @@ def _report_page(qs: QuerySet[DailyReport], scope: Scope, limit: int) -> ListPag
             suspected_bot=r["suspected_bot"],
             follow_up=r["follow_up"],
             submitted_at=r["submitted_at"],
-            source=str(sources.get(r["source"], r["source"])),
+            source=str(_SOURCE_LABELS.get(r["source"], r["source"])),
             may_chase=bool(r["may_chase"]),
         )
         for r in qs.values(*_REPORT_ROW_COLUMNS)[:limit]
