@@ -399,6 +399,44 @@ def test_signoff_grid_shows_confirmed_units(client, world, day):
     assert row.count('data-state="pending"') == 6
 
 
+def test_signoff_grid_shows_the_units_own_row_and_only_its_days(client, world, day):
+    """The page's own unit has a row of its own; a state two days ago lands in its
+    column; another campus's sign-off and one older than the grid's 7 days show nowhere."""
+    a, b = world["A"], world["B"]
+    two_days_ago = day.yesterday - dt.timedelta(days=1)
+    SignOff.objects.create(date=day.yesterday, level="campus", unit_id=a.campus.pk, state=SignOffState.CONFIRMED)
+    SignOff.objects.create(
+        date=two_days_ago, level="college", unit_id=a.college.pk, state=SignOffState.REOPENED, reopen_reason="数字有误"
+    )
+    SignOff.objects.create(date=day.yesterday, level="college", unit_id=b.college.pk, state=SignOffState.CONFIRMED)
+    SignOff.objects.create(
+        date=day.today - dt.timedelta(days=7),
+        level="campus",
+        unit_id=a.campus.pk,
+        state=SignOffState.REOPENED,
+        reopen_reason="数字有误",
+    )
+
+    text = page(client, a.coordinator)
+    grid = text[text.index('data-table="signoffs"') :]
+    grid = grid[: grid.index("</table>")]
+
+    def cells(unit_key: str) -> list[tuple[str, str]]:
+        row = grid[grid.index(f'<tr data-unit="{unit_key}">') :]
+        row = row[: row.index("</tr>")]
+        return re.findall(r'data-state="(\w+)" title="([\d-]+)"', row)
+
+    own = cells(f"campus:{a.campus.pk}")
+    assert len(own) == 7 and own[-1] == ("pending", day.today.isoformat())
+    assert [state for state, _day in own].count("confirmed") == 1
+    assert ("confirmed", day.yesterday.isoformat()) in own
+    assert "reopened" not in [state for state, _day in own]  # seven days ago: before the grid
+    college = cells(f"college:{a.college.pk}")
+    assert ("reopened", two_days_ago.isoformat()) in college
+    assert [state for state, _day in college].count("pending") == 6
+    assert f'data-unit="college:{b.college.pk}"' not in grid
+
+
 def test_key_attention_groups_are_counted(client, world, day):
     text = page(client, world["A"].coordinator)
 
