@@ -41,6 +41,13 @@ class EnrolmentStatus(models.TextChoices):
     WITHDRAWN = "withdrawn", _("退学")
 
 
+def _unit_copy(model, verbose_name, on_delete, **options) -> models.ForeignKey:
+    """A student's unit copied from their class or room (see Student)."""
+    return models.ForeignKey(
+        model, on_delete, related_name="+", verbose_name=verbose_name, editable=False, db_constraint=False, **options
+    )
+
+
 class Student(models.Model):
     """One student (学生): identity, place in the teaching and dorm trees, contact data,
     where they are now and their login account.  Changes are kept in history."""
@@ -49,23 +56,22 @@ class Student(models.Model):
     name = models.CharField(_("姓名"), max_length=50)
     gender = models.CharField(_("性别"), max_length=1, choices=Gender.choices)
     school_class = models.ForeignKey(SchoolClass, models.PROTECT, related_name="students", verbose_name=_("班级"))
-    # Denormalised from school_class / room; kept in step by fill_hierarchy().
-    # Indexed with the lists' order (Meta.indexes), not alone.
-    grade = models.ForeignKey(
-        Grade, models.PROTECT, related_name="+", verbose_name=_("年级"), editable=False, db_index=False
-    )
-    college = models.ForeignKey(
-        College, models.PROTECT, related_name="+", verbose_name=_("学院"), editable=False, db_index=False
-    )
-    campus = models.ForeignKey(
-        Campus, models.PROTECT, related_name="+", verbose_name=_("校区"), editable=False, db_index=False
-    )
     room = models.ForeignKey(
         Room, models.SET_NULL, null=True, blank=True, related_name="students", verbose_name=_("宿舍")
     )
-    building = models.ForeignKey(
-        Building, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("楼宇"), editable=False
-    )
+    # Denormalised from school_class / room; kept in step by fill_hierarchy().
+    # Indexed with the lists' order (Meta.indexes), not alone.
+    #
+    # They carry no foreign-key constraint of their own: the class's and the room's
+    # constraints, and the units' own chain (class → grade → college → campus, room →
+    # building), already keep a student's units in existence, while a constraint on the
+    # copy costs every inserted student one lookup per column at commit — 100,000 new
+    # students, 400,000 lookups: 2.5-4 s of a roster import's 12-18 s (bench/README.md).
+    # Deleting a unit still goes through on_delete (PROTECT, SET_NULL) in Django.
+    grade = _unit_copy(Grade, _("年级"), models.PROTECT, db_index=False)
+    college = _unit_copy(College, _("学院"), models.PROTECT, db_index=False)
+    campus = _unit_copy(Campus, _("校区"), models.PROTECT, db_index=False)
+    building = _unit_copy(Building, _("楼宇"), models.SET_NULL, null=True, blank=True)
     bed = models.CharField(_("床位"), max_length=10, blank=True)
     phone = models.CharField(_("手机"), max_length=20, blank=True)
     id_number = models.CharField(_("身份证号"), max_length=18, blank=True)
@@ -90,10 +96,15 @@ class Student(models.Model):
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
     # History rows are looked up by student (id or 学号) and date; indexes on the copied
-    # unit and account columns would only slow every import's history insert down.
+    # unit and account columns would only slow every import's history insert down.  Who
+    # made the change (history_user) is kept without a constraint, as the copied units
+    # are: an import by a user writes one history row per student, each of which a
+    # constraint would look the same user up for at commit; deleting a user still sets
+    # it to NULL (on_delete, in Django).
     history = HistoricalRecords(
         excluded_fields=["updated_at"],
         no_db_index=["campus", "college", "grade", "school_class", "building", "room", "user"],
+        user_db_constraint=False,
     )
 
     class Meta:

@@ -201,6 +201,11 @@ def test_roster_import_measurement(roster):
     }
     assert Student.objects.count() == STUDENTS  # rolled back
     assert result["csv"]["result"]["created"] == result["xlsx"]["result"]["created"] == 40
+    # As the admin's upload does, the import runs as the university admin, who is then
+    # recorded in every history row (a cost the measurement must include).
+    admin = m_import._importer()
+    assert admin is not None and result["csv"]["result"]["by"] == admin.username
+    assert result["csv"]["result"]["history_rows_by"] == result["xlsx"]["result"]["history_rows_by"] == 40
     assert result["parse_xlsx"]["result"]["rows"] == 40
     if connection.vendor == "postgresql":
         result["copy"] = {"result": m_import.copy_raw(csv_path, rollback=True)}
