@@ -215,6 +215,34 @@ def test_roster_import_measurement(roster):
     _assert_checked(rows)
 
 
+def test_a_repeated_import_reports_its_median_run_and_the_spread():
+    from bench.run import median_run
+
+    def run(seconds, rss):
+        return {"result": {"seconds": seconds, "rows": 100}, "peak_rss_mb": rss}
+
+    chosen = median_run([run(12.0, 1), {"error": "boom"}, run(10.0, 2), run(11.0, 3)])
+    assert chosen["result"]["seconds"] == 11.0 and chosen["peak_rss_mb"] == 3  # the whole median run
+    assert chosen["runs_seconds"] == [12.0, 10.0, 11.0]
+    assert median_run([run(10.0, 1), run(12.0, 2)])["result"]["seconds"] == 12.0  # even: the slower middle
+    assert median_run([{"error": "boom"}, {"error": "again"}]) == {"error": "boom"}
+    results = {
+        "config": {"students": 100, "small_students": 10},
+        "measurements": {
+            "import": {
+                "csv": median_run([run(12.0, 1), run(10.0, 1), run(11.0, 1)]),
+                "copy": median_run([run(6.0, 1), run(7.5, 1), run(6.5, 1)]),
+                "csv_small": median_run([run(1.0, 1), run(1.5, 1), run(1.25, 1)]),
+            }
+        },
+    }
+    rows = {c["id"]: c for c in checks_from(results)}
+    assert rows["5a"]["figure"] == 11.0 and rows["5a"]["reference_figure"] == 6.5
+    assert rows["5a"]["note"] == "100 rows; median of 3 runs, 10–12 s; COPY: median of 3 runs, 6–7.5 s"
+    assert rows["5d"]["figure"] == pytest.approx(11.0 / 1.25)
+    assert rows["5d"]["note"] == "median of 3 runs, 1–1.5 s"
+
+
 def test_copy_reference_needs_postgresql(roster):
     if connection.vendor == "postgresql":
         pytest.skip("runs on SQLite only: checks the refusal")
