@@ -387,18 +387,26 @@ def _submit(
 # statement, so it is atomic by itself.  Anything else — a retry, an edit, or a twin
 # that inserted between the read and the write (the INSERT then writes nothing) —
 # takes the general, locking path of _submit, which decides against what is stored.
+#
+# The student's reports of those days are read once, by student and a range of dates:
+# only the (student, date, slot) index serves that.  Asked by (student, day, slot), the
+# planner priced the (date, slot, campus) index the same — the statistics know nothing
+# of today until the next ANALYZE, days away on a table of millions — and then read
+# every report of today's slot to find the student's: 20,000 reports in, 8.5 ms a
+# check-in instead of 0.1 (EXPLAIN ANALYZE), growing through the morning rush.
 _REPORT, _SLOT = DailyReport._meta.db_table, CheckinSlot._meta.db_table
 _PROBE_SQL = f"""
+WITH mine AS (
+    SELECT r.date, r.slot_id, r.source, r.answer_hash, r.submitted_second FROM {_REPORT} r
+    WHERE r.student_id = %(student)s AND r.date >= %(since)s AND r.date <= %(date)s
+)
 SELECT sl.id, sl.opens_at, sl.due_at, sl.closes_at,
-       EXISTS (SELECT 1 FROM {_REPORT} r
-               WHERE r.student_id = %(student)s AND r.date = %(date)s AND r.slot_id = sl.id)
+       EXISTS (SELECT 1 FROM mine m WHERE m.date = %(date)s AND m.slot_id = sl.id)
        OR EXISTS (SELECT 1 FROM {_REPORT} r WHERE r.student_id = %(student)s AND r.client_id = %(client)s),
-       (SELECT COUNT(*) FROM {_REPORT} r
-        WHERE r.student_id = %(student)s AND r.slot_id = sl.id AND r.date >= %(since)s AND r.date < %(date)s
-          AND r.source = %(self)s AND r.answer_hash = %(hash)s),
-       (SELECT COUNT(*) FROM {_REPORT} r
-        WHERE r.student_id = %(student)s AND r.slot_id = sl.id AND r.date >= %(since)s AND r.date < %(date)s
-          AND r.source = %(self)s AND r.submitted_second = %(second)s)
+       (SELECT COUNT(*) FROM mine m
+        WHERE m.slot_id = sl.id AND m.date < %(date)s AND m.source = %(self)s AND m.answer_hash = %(hash)s),
+       (SELECT COUNT(*) FROM mine m
+        WHERE m.slot_id = sl.id AND m.date < %(date)s AND m.source = %(self)s AND m.submitted_second = %(second)s)
 FROM {_SLOT} sl
 WHERE sl.campus_id = %(campus)s AND sl.code = %(code)s AND sl.active
 """
