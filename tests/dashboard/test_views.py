@@ -706,3 +706,5 @@ def test_abnormal_and_follow_up_lists_show_the_report(client, world, day):
     english = page(client, a.counsellor, unit_url(f"school_class:{a.classes[0].pk}", slot="morning"),
                    **{"Accept-Language": "en"})  # fmt: skip
     assert '<span class="tag">Abnormal temperature</span>' in row(section(english, "abnormal"))
+    form = row(section(english, "follow-ups"))  # the list's labels, translated once for the list
+    assert 'placeholder="What was done"' in form and 'data-action="follow-up">Followed up</button>' in form
