@@ -9,6 +9,7 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.db.models import ProtectedError
 
+from campuses.models import Building
 from campuses.scoping import Scope
 from students.models import Student
 from students.roster import roster_import
@@ -56,13 +57,22 @@ def test_a_student_of_a_class_or_room_that_does_not_exist_is_refused(world):
             connection.check_constraints(table_names=[Student._meta.db_table])
 
 
-def test_the_copied_units_cannot_be_deleted_under_their_students(world):
+def test_deleting_a_copied_unit_still_goes_through_the_students_on_delete(world):
+    """Without a constraint only Django's on_delete guards the copies: the students
+    themselves must be among what protects a campus, college or grade (not only the
+    unit's children), and a building's students must lose it."""
     ns = world["A"]
-    for unit in (ns.campus, ns.college, ns.grade, ns.building):
-        with pytest.raises(ProtectedError), transaction.atomic():
+    for unit in (ns.campus, ns.college, ns.grade):
+        with pytest.raises(ProtectedError) as refused, transaction.atomic():
             unit.delete()
+        assert set(ns.students) <= set(refused.value.protected_objects), unit
+    # A building no room is in (the students pointed at it directly, as no save would):
+    # deleting it clears their copy rather than leaving an id that names nothing.
+    empty = Building.objects.create(campus=ns.campus, code="EMPTY", name="空楼")
+    Student.objects.filter(pk=ns.students[0].pk).update(building=empty)
+    empty.delete()
     ns.students[0].refresh_from_db()
-    assert (ns.students[0].campus_id, ns.students[0].building_id) == (ns.campus.pk, ns.building.pk)
+    assert (ns.students[0].campus_id, ns.students[0].building_id) == (ns.campus.pk, None)
 
 
 def test_an_import_by_a_user_records_them_in_every_history_row(world, tmp_path):
