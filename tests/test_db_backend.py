@@ -1,15 +1,22 @@
 """The PostgreSQL backend's health check (config/postgresql/base.py): no round trip
 for a quiet idle connection, the server's word for anything else — a connection the
-server closed is found unusable, and the next request reconnects."""
+server closed is found unusable, and the next request reconnects.  And the settings'
+server-side binding with prepared statements: a statement run five times on a
+connection is prepared there at its next run; ``DJANGO_DB_PREPARE_THRESHOLD=off`` turns it off."""
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import subprocess
+import sys
 import time
 
 import pytest
 from django.conf import settings
 from django.db import connection, connections
+from psycopg import ClientCursor
 
 pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="the PostgreSQL backend")
 
@@ -98,3 +105,56 @@ def test_without_poll_the_check_asks_the_server(spare, monkeypatch):
     with _counting(spare) as counting:
         assert spare.is_usable() is True
     assert counting.cursors == 1
+
+
+# ---------------------------------------------------------------------------
+# Server-side binding and prepared statements (DJANGO_DB_PREPARE_THRESHOLD)
+# ---------------------------------------------------------------------------
+def _prepared(wrapper) -> list[str]:
+    """The statements prepared on ``wrapper``'s connection (PostgreSQL's own view)."""
+    with wrapper.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_the_settings_bind_parameters_on_the_server_and_prepare_statements():
+    options = settings.DATABASES["default"]["OPTIONS"]
+    assert options["server_side_binding"] is True
+    assert options["prepare_threshold"] == 5
+
+
+@pytest.mark.django_db
+def test_a_statement_is_prepared_on_its_connection_after_the_threshold(spare):
+    # Psycopg's client-side cursor (Django's default) never prepares anything.
+    assert not isinstance(spare.connection.cursor(), ClientCursor)
+    sql = "SELECT %s::integer + 1 AS tongxin_prepare_probe"
+    with spare.cursor() as cursor:
+        for n in range(5):  # run five times: counted, not yet prepared
+            cursor.execute(sql, [n])
+            assert cursor.fetchone() == (n + 1,)
+    assert not any("tongxin_prepare_probe" in s for s in _prepared(spare))
+    with spare.cursor() as cursor:
+        cursor.execute(sql, [41])  # the sixth run is prepared first, then executed
+        assert cursor.fetchone() == (42,)
+    prepared = [s for s in _prepared(spare) if "tongxin_prepare_probe" in s]
+    assert prepared == ["SELECT $1::integer + 1 AS tongxin_prepare_probe"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("off", None), ("OFF", None), ("none", None), ("2", {"server_side_binding": True, "prepare_threshold": 2})],
+)
+def test_the_threshold_comes_from_the_environment(value, expected):
+    """``DJANGO_DB_PREPARE_THRESHOLD=off`` (PgBouncer in transaction mode) turns both off."""
+    environment = {
+        **os.environ,
+        "DATABASE_URL": "postgres://tongxin@db.invalid:5432/tongxin",
+        "DJANGO_DB_PREPARE_THRESHOLD": value,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+    code = "import json, django; django.setup(); from django.conf import settings; "
+    code += "print(json.dumps(settings.DATABASES['default'].get('OPTIONS') or None))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=environment, cwd=settings.BASE_DIR, capture_output=True, text=True, check=True
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == expected

@@ -31,7 +31,8 @@ def _copy_reports(cursor, *, source_id: int, days_back: range) -> None:
     cursor.execute(
         f"INSERT INTO reports_dailyreport (student_id, date, {', '.join(columns)}) "
         f"SELECT s.id, r.date - d, {', '.join(f'r.{c}' for c in columns)} "
-        "FROM reports_dailyreport r CROSS JOIN students_student s CROSS JOIN generate_series(%s, %s) d "
+        "FROM reports_dailyreport r CROSS JOIN students_student s "
+        "CROSS JOIN generate_series(%s::integer, %s::integer) d "
         "WHERE r.id = %s AND NOT (s.id = r.student_id AND d = 0)",
         [days_back.start, days_back.stop - 1, source_id],
     )
