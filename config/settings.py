@@ -98,18 +98,20 @@ if env.str("DATABASE_URL", default=""):
         DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=60))
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
         # Parameters bound by the server, and a statement prepared on its connection
-        # once it has run DJANGO_DB_PREPARE_THRESHOLD times (psycopg's auto-prepare):
-        # a check-in's three statements are then parsed and planned once per
-        # connection, not on every request (6.1-6.8 -> 4.5-5.8 ms a check-in in process at
-        # 100,000 students, bench/README.md).  Without server-side binding psycopg
-        # prepares nothing, so one setting governs both.  "off" sends every statement
-        # with its parameters in as Django does by default — for PgBouncer in
-        # transaction mode before 1.21, which cannot keep prepared statements.
+        # once it has run DJANGO_DB_PREPARE_THRESHOLD times (psycopg's auto-prepare): it
+        # is then parsed once per connection, not on every request.  Each run is still
+        # planned for its own values (plan_cache_mode=force_custom_plan): a generic plan,
+        # made once while a table is small, stays a sequential scan as the table grows
+        # (the notification outbox in a reminder round) until the table is analysed
+        # again.  Without server-side binding psycopg prepares nothing, so one setting
+        # governs both.  "off" sends every statement with its parameters in, as Django
+        # does by default — for PgBouncer in transaction mode before 1.21, which cannot
+        # keep prepared statements.  Figures in bench/README.md.
         _prepare_threshold = env.str("DJANGO_DB_PREPARE_THRESHOLD", default="5").strip().lower()
         if _prepare_threshold not in ("off", "none", ""):
-            DATABASES["default"].setdefault("OPTIONS", {}).update(
-                server_side_binding=True, prepare_threshold=int(_prepare_threshold)
-            )
+            _options = DATABASES["default"].setdefault("OPTIONS", {})
+            _options.update(server_side_binding=True, prepare_threshold=int(_prepare_threshold))
+            _options["options"] = f"{_options.get('options', '')} -c plan_cache_mode=force_custom_plan".strip()
 else:
     DATABASES = {
         "default": {

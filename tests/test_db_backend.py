@@ -112,15 +112,21 @@ def test_without_poll_the_check_asks_the_server(spare, monkeypatch):
 # ---------------------------------------------------------------------------
 def _prepared(wrapper) -> list[str]:
     """The statements prepared on ``wrapper``'s connection (PostgreSQL's own view)."""
+    return list(_plans(wrapper))
+
+
+def _plans(wrapper) -> dict[str, tuple[int, int]]:
+    """statement -> (generic plans, custom plans) made for it on ``wrapper``'s connection."""
     with wrapper.cursor() as cursor:
-        cursor.execute("SELECT statement FROM pg_prepared_statements")
-        return [row[0] for row in cursor.fetchall()]
+        cursor.execute("SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements")
+        return {statement: (generic, custom) for statement, generic, custom in cursor.fetchall()}
 
 
 def test_the_settings_bind_parameters_on_the_server_and_prepare_statements():
     options = settings.DATABASES["default"]["OPTIONS"]
     assert options["server_side_binding"] is True
     assert options["prepare_threshold"] == 5
+    assert options["options"] == "-c plan_cache_mode=force_custom_plan"
 
 
 @pytest.mark.django_db
@@ -140,9 +146,31 @@ def test_a_statement_is_prepared_on_its_connection_after_the_threshold(spare):
     assert prepared == ["SELECT $1::integer + 1 AS tongxin_prepare_probe"]
 
 
+@pytest.mark.django_db
+def test_a_prepared_statement_is_planned_for_each_run_s_values(spare):
+    """No generic plan: PostgreSQL would switch to one after five runs, and keep it as a
+    table it was made for while small grows (plan_cache_mode=force_custom_plan)."""
+    with spare.cursor() as cursor:
+        cursor.execute("SHOW plan_cache_mode")
+        assert cursor.fetchone() == ("force_custom_plan",)
+        for n in range(16):
+            cursor.execute("SELECT %s::integer * 2 AS tongxin_plan_probe", [n])
+            assert cursor.fetchone() == (2 * n,)
+    plans = {s: p for s, p in _plans(spare).items() if "tongxin_plan_probe" in s}
+    assert list(plans.values()) == [(0, 11)]  # runs 6-16 on the prepared statement, each planned
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("off", None), ("OFF", None), ("none", None), ("2", {"server_side_binding": True, "prepare_threshold": 2})],
+    [
+        ("off", None),
+        ("OFF", None),
+        ("none", None),
+        (
+            "2",
+            {"server_side_binding": True, "prepare_threshold": 2, "options": "-c plan_cache_mode=force_custom_plan"},
+        ),
+    ],
 )
 def test_the_threshold_comes_from_the_environment(value, expected):
     """``DJANGO_DB_PREPARE_THRESHOLD=off`` (PgBouncer in transaction mode) turns both off."""
