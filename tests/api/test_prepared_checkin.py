@@ -1,6 +1,7 @@
 """On PostgreSQL a check-in's statements are prepared on the web thread's connection
-once they have run five times there (from the sixth) (config/settings.py, DJANGO_DB_PREPARE_THRESHOLD):
-the morning's submissions are parsed and planned once per connection, not per request."""
+at their sixth run there (config/settings.py, DJANGO_DB_PREPARE_THRESHOLD): the
+morning's submissions are parsed once per connection, not per request (each run is
+still planned for its own values)."""
 
 from __future__ import annotations
 
