@@ -35,7 +35,7 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from campuses.demo import demo_exists, demo_seed
-from campuses.models import Campus
+from campuses.models import Assignment, Campus
 from reports.demo import checkin_setup, generate_reports, write_reports
 from reports.models import CheckinSlot, DailyReport, SlotCode
 from reports.rollup import rollup_compile, rollup_slot_codes
@@ -273,3 +273,12 @@ def bench_slot_teardown() -> int:
         deleted = DailyReport.objects.filter(slot_id__in=slot_ids)._raw_delete(DailyReport.objects.db)
         CheckinSlot.objects.filter(pk__in=slot_ids).delete()
     return deleted
+
+
+def duty_holder(role: str, **unit):
+    """The first user (by assignment) holding ``role``, on ``unit`` if given: whom a
+    measurement acts as."""
+    assignment = Assignment.objects.filter(role=role, **unit).select_related("user").order_by("pk").first()
+    if assignment is None:
+        raise LookupError(f"no {role} for {unit}")
+    return assignment.user

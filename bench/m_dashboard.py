@@ -28,7 +28,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from bench.core import summary, timings
-from campuses.models import Assignment, Campus, Role, SchoolClass, University
+from bench.data import duty_holder
+from campuses.models import Campus, Role, SchoolClass, University
 from reports.dashboard import TREND_DAYS
 from reports.models import CheckinSlot
 from reports.rollup import rollup_compute
@@ -49,13 +50,15 @@ def cases() -> list[tuple[str, int, object, str]]:
     campus = Campus.objects.order_by("code").first()
     klass = SchoolClass.objects.filter(grade__college__campus=campus).order_by("-grade__year", "code").first()
 
-    def holder(role: str, **unit) -> object:
-        return Assignment.objects.filter(role=role, **unit).select_related("user").order_by("pk").first().user
-
     return [
-        (Level.UNIVERSITY, university.pk, holder(Role.UNIVERSITY_ADMIN, university=university), "university_admin"),
-        (Level.CAMPUS, campus.pk, holder(Role.CAMPUS_COORDINATOR, campus=campus), "campus_coordinator"),
-        (Level.SCHOOL_CLASS, klass.pk, holder(Role.COUNSELLOR, grade_id=klass.grade_id), "counsellor"),
+        (
+            Level.UNIVERSITY,
+            university.pk,
+            duty_holder(Role.UNIVERSITY_ADMIN, university=university),
+            "university_admin",
+        ),
+        (Level.CAMPUS, campus.pk, duty_holder(Role.CAMPUS_COORDINATOR, campus=campus), "campus_coordinator"),
+        (Level.SCHOOL_CLASS, klass.pk, duty_holder(Role.COUNSELLOR, grade_id=klass.grade_id), "counsellor"),
     ]
 
 

@@ -22,7 +22,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from bench.core import summary, timings
-from campuses.models import Assignment, Campus, College, Role, SchoolClass
+from bench.data import duty_holder
+from campuses.models import Campus, College, Role, SchoolClass
 from reports.models import DailyReport
 
 
@@ -43,16 +44,16 @@ def cases() -> list[Case]:
     college = max(College.objects.filter(campus=campus).order_by("code"), key=_students)
     klass = SchoolClass.objects.filter(grade__college=college).order_by("-grade__year", "code").first()
 
-    def holder(role: str, **unit) -> object:
-        assignment = Assignment.objects.filter(role=role, **unit).select_related("user").order_by("pk").first()
-        if assignment is None:
-            raise LookupError(f"no {role} for {unit}")
-        return assignment.user
-
     return [
-        Case("school_class", klass.pk, "school_class", holder(Role.COUNSELLOR, grade_id=klass.grade_id), "counsellor"),
-        Case("college", college.pk, "college", holder(Role.COLLEGE_ADMIN, college=college), "college_admin"),
-        Case("campus", campus.pk, "campus", holder(Role.CAMPUS_COORDINATOR, campus=campus), "campus_coordinator"),
+        Case(
+            "school_class",
+            klass.pk,
+            "school_class",
+            duty_holder(Role.COUNSELLOR, grade_id=klass.grade_id),
+            "counsellor",
+        ),
+        Case("college", college.pk, "college", duty_holder(Role.COLLEGE_ADMIN, college=college), "college_admin"),
+        Case("campus", campus.pk, "campus", duty_holder(Role.CAMPUS_COORDINATOR, campus=campus), "campus_coordinator"),
     ]
 
 
