@@ -110,13 +110,9 @@ def test_without_poll_the_check_asks_the_server(spare, monkeypatch):
 # ---------------------------------------------------------------------------
 # Server-side binding and prepared statements (DJANGO_DB_PREPARE_THRESHOLD)
 # ---------------------------------------------------------------------------
-def _prepared(wrapper) -> list[str]:
-    """The statements prepared on ``wrapper``'s connection (PostgreSQL's own view)."""
-    return list(_plans(wrapper))
-
-
-def _plans(wrapper) -> dict[str, tuple[int, int]]:
-    """statement -> (generic plans, custom plans) made for it on ``wrapper``'s connection."""
+def plans(wrapper) -> dict[str, tuple[int, int]]:
+    """The statements prepared on ``wrapper``'s connection (PostgreSQL's own view):
+    statement -> (generic plans, custom plans) made for it."""
     with wrapper.cursor() as cursor:
         cursor.execute("SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements")
         return {statement: (generic, custom) for statement, generic, custom in cursor.fetchall()}
@@ -138,11 +134,11 @@ def test_a_statement_is_prepared_on_its_connection_after_the_threshold(spare):
         for n in range(5):  # run five times: counted, not yet prepared
             cursor.execute(sql, [n])
             assert cursor.fetchone() == (n + 1,)
-    assert not any("tongxin_prepare_probe" in s for s in _prepared(spare))
+    assert not any("tongxin_prepare_probe" in s for s in plans(spare))
     with spare.cursor() as cursor:
         cursor.execute(sql, [41])  # the sixth run is prepared first, then executed
         assert cursor.fetchone() == (42,)
-    prepared = [s for s in _prepared(spare) if "tongxin_prepare_probe" in s]
+    prepared = [s for s in plans(spare) if "tongxin_prepare_probe" in s]
     assert prepared == ["SELECT $1::integer + 1 AS tongxin_prepare_probe"]
 
 
@@ -156,8 +152,8 @@ def test_a_prepared_statement_is_planned_for_each_run_s_values(spare):
         for n in range(16):
             cursor.execute("SELECT %s::integer * 2 AS tongxin_plan_probe", [n])
             assert cursor.fetchone() == (2 * n,)
-    plans = {s: p for s, p in _plans(spare).items() if "tongxin_plan_probe" in s}
-    assert list(plans.values()) == [(0, 11)]  # runs 6-16 on the prepared statement, each planned
+    made = [made for statement, made in plans(spare).items() if "tongxin_plan_probe" in statement]
+    assert made == [(0, 11)]  # runs 6-16 on the prepared statement, each planned
 
 
 @pytest.mark.parametrize(

@@ -11,14 +11,9 @@ from django.db import connection
 from reports.models import DailyReport
 from tests.api.test_idempotency import _many_students
 from tests.reports.checkin import answer, client_for
+from tests.test_db_backend import plans
 
 pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
-
-
-def _prepared() -> list[str]:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT statement FROM pg_prepared_statements")
-        return [row[0] for row in cursor.fetchall()]
 
 
 def test_the_check_in_statements_are_prepared_after_five_check_ins(world, slots, morning):
@@ -29,7 +24,7 @@ def test_the_check_in_statements_are_prepared_after_five_check_ins(world, slots,
         assert client.post("/api/v1/reports/", answer(), format="json").status_code == 201
     assert DailyReport.objects.filter(student__in=students).count() == 6
 
-    prepared = _prepared()
+    prepared = list(plans(connection))
     # The fast path's read (the slot and the student's days) and its insert with the
     # history row, with their parameters as $n: the same statement for every student.
     probe = [s for s in prepared if s.lstrip().startswith("WITH mine AS")]
