@@ -204,6 +204,60 @@ def _with_chain(level: str) -> QuerySet:
     return model.objects.select_related(path) if path else model.objects.all()
 
 
+@per_vendor
+def _chain_sql() -> dict[str, tuple[str, str]]:
+    """Per level: the statement reading units of that level with their ancestors — the
+    (id, name) of each, from the university down to the unit — and the unit's quoted
+    id column, to add the ``WHERE``."""
+    qn = connection.ops.quote_name
+    statements = {}
+    for level in TOP_DOWN:
+        columns, joins = [], []
+        current, n = level, 0
+        while True:
+            model = LEVEL_MODELS[current]
+            pk, name = qn(model._meta.pk.column), qn(model._meta.get_field("name").column)
+            columns[:0] = [f"u{n}.{pk}", f"u{n}.{name}"]
+            parent_attr = _PARENT_ATTR.get(current)
+            if parent_attr is None:
+                break
+            parent = LEVEL_MODELS[TOP_DOWN[TOP_DOWN.index(current) - 1]]
+            fk = qn(model._meta.get_field(parent_attr).column)
+            joins.append(
+                f"JOIN {qn(parent._meta.db_table)} u{n + 1} ON u{n + 1}.{qn(parent._meta.pk.column)} = u{n}.{fk}"
+            )
+            current, n = TOP_DOWN[TOP_DOWN.index(current) - 1], n + 1
+        table = qn(LEVEL_MODELS[level]._meta.db_table)
+        statements[level] = (
+            f"SELECT {', '.join(columns)} FROM {table} u0 {' '.join(joins)}",
+            f"u0.{qn(LEVEL_MODELS[level]._meta.pk.column)}",
+        )
+    return statements
+
+
+def _nodes(level: str, ids: Iterable[int] | None = None) -> list[UnitNode]:
+    """The units of ``level`` whose id is one of ``ids`` (all of them for None) with
+    their chains, in one statement: every dashboard page asks for the user's top
+    units, and the ORM's compilation of the ``select_related`` lookup cost several
+    times its round trip (2.4 against 0.5 ms on the benchmark's machine)."""
+    sql, id_column = _chain_sql()[level]
+    params: list[int] = []
+    if ids is not None:
+        params = sorted(set(ids))
+        if not params:
+            return []
+        sql = f"{sql} WHERE {id_column} IN ({', '.join(['%s'] * len(params))})"
+    levels = TOP_DOWN[: TOP_DOWN.index(level) + 1]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    nodes = []
+    for row in rows:
+        chain = tuple(UnitRef(lv, row[2 * i], row[2 * i + 1]) for i, lv in enumerate(levels))
+        nodes.append(UnitNode(ref=chain[-1], chain=chain))
+    return nodes
+
+
 def dashboard_units(*, user) -> list[UnitNode]:
     """The top units of ``user``'s scope in the teaching tree: the units of their
     duties, less those inside another of them (the university for someone who sees
@@ -211,7 +265,7 @@ def dashboard_units(*, user) -> list[UnitNode]:
     scope = scope_for(user)
     nodes: list[UnitNode] = []
     if scope.everything:
-        nodes = [_node(Level.UNIVERSITY, u) for u in University.objects.all()]
+        nodes = _nodes(Level.UNIVERSITY)
     else:
         by_level: dict[str, set[int]] = {}
         for grant in scope.grants:
@@ -219,7 +273,7 @@ def dashboard_units(*, user) -> list[UnitNode]:
                 by_level.setdefault(grant.level, set()).add(grant.unit_id)
         for level in TOP_DOWN:
             if level in by_level:
-                nodes += [_node(level, u) for u in _with_chain(level).filter(pk__in=sorted(by_level[level]))]
+                nodes += _nodes(level, by_level[level])
     top = [n for n in nodes if not any(o is not n and o.ref in n.chain[:-1] for o in nodes)]
     return sorted(set(top), key=lambda n: (TOP_DOWN.index(n.level), n.ref.name, n.id))
 

@@ -30,6 +30,7 @@ from reports import dashboard, services
 from reports.models import HealthStatus, SlotCode
 from reports.services import ReportAnswer, SubmitOutcome
 from reports.signoff import SIGNOFF_LEVELS, SignOffError, signoff_confirm
+from reports.templatetags.tongxin_urls import cached_url
 from students.models import ContactLog, Whereabouts
 
 
@@ -61,7 +62,7 @@ def dashboard_url(unit_key: str, *, on: dt.date | None = None, slot: str | None 
         params["date"] = on.isoformat()
     if slot:
         params["slot"] = slot
-    return f"{reverse('reports:dashboard')}?{urlencode(params)}"
+    return f"{cached_url('reports:dashboard')}?{urlencode(params)}"
 
 
 # ---------------------------------------------------------------------------
