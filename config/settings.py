@@ -67,6 +67,9 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
+#: Django's database sessions, read by one raw statement (config/sessions.py).
+SESSION_ENGINE = "config.sessions"
+
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 
