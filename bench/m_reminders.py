@@ -3,12 +3,16 @@ on Redis.
 
 - figure: from enqueuing ``reports.reminders_dispatch`` (with ``now`` just after the
   morning slots open, so the STUDENTS_ALL step of every campus is due) until every
-  in-app delivery of the round is sent: the worker writes the notifications and the
-  outbox (:func:`reports.reminders.reminders_dispatch` →
-  :func:`notifications.services.notify`), then ``notifications.deliveries_dispatch``
-  — enqueued by the benchmark as soon as the round's runs are committed, where beat
-  would do it within its 15 s tick — completes them.  Also: how long enqueuing took;
-  notifications created = students expected;
+  in-app delivery of the round is sent: the dispatch hands each campus's step to a
+  task of its own (``reports.reminder_step``: the worker's two processes send the
+  rounds side by side), each step writes its notifications and outbox
+  (:func:`reports.reminders.reminder_step_run` →
+  :func:`notifications.services.notify`) and, once committed, enqueues
+  ``notifications.deliveries_dispatch``, which completes them; the benchmark enqueues
+  one more when every run is committed, as beat would within its 15 s tick.  Also: how
+  long the measuring process took to enqueue (its two tasks; the worker enqueues the
+  steps' and their dispatches, one each per campus); notifications created = students
+  expected;
 - reference: one task per student — the time to enqueue as many tiny tasks
   (``config.ping``) on a queue no worker reads, which is then purged.
 """

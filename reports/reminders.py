@@ -72,15 +72,22 @@ def reminders_dispatch(*, now: dt.datetime | None = None) -> list[ReminderRun]:
     now = now or timezone.now()
     today = timezone.localdate(now)
     runs = []
-    steps = ReminderStep.objects.filter(active=True, slot__active=True).select_related("slot", "slot__campus")
-    done = set(ReminderRun.objects.filter(date=today).values_list("step_id", flat=True))
-    for step in steps:
-        if step.pk in done or fire_time(step, today) > now:
-            continue
+    for step in due_steps(now=now):
         run = reminder_step_run(step=step, on=today, now=now)
         if run is not None:
             runs.append(run)
     return runs
+
+
+def due_steps(*, now: dt.datetime, step_ids: list[int] | None = None) -> list[ReminderStep]:
+    """The active steps (of ``step_ids``, if given) whose time has come on the local
+    day of ``now`` and that have not run that day, with their slot and campus."""
+    today = timezone.localdate(now)
+    steps = ReminderStep.objects.filter(active=True, slot__active=True).select_related("slot", "slot__campus")
+    if step_ids is not None:
+        steps = steps.filter(pk__in=step_ids)
+    done = set(ReminderRun.objects.filter(date=today).values_list("step_id", flat=True))
+    return [step for step in steps if step.pk not in done and fire_time(step, today) <= now]
 
 
 def reminder_step_run(*, step: ReminderStep, on: dt.date, now: dt.datetime) -> ReminderRun | None:

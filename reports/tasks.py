@@ -1,25 +1,78 @@
 """Celery tasks of the reports app: thin, idempotent, taking ISO dates.
 
-Scheduled by beat (``CELERY_BEAT_SCHEDULE`` in settings); never enqueued from a
-request, so nothing on a request path waits for the broker.
+Scheduled by beat (``CELERY_BEAT_SCHEDULE`` in settings) — or, for one reminder step,
+handed on by the dispatch task — never enqueued from a request, so nothing on a request
+path waits for the broker.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 from celery import shared_task
 from django.core.management import call_command
 from django.utils import timezone
 
+logger = logging.getLogger(__name__)
+
 
 @shared_task(name="reports.reminders_dispatch", ignore_result=True)
 def reminders_dispatch_task(now: str | None = None) -> int:
-    """Carry out the reminder steps that are due (every 30 s; safe to run twice)."""
-    from reports.reminders import reminders_dispatch
+    """Carry out the reminder steps that are due (every 30 s; safe to run twice).
 
-    at = dt.datetime.fromisoformat(now) if now else None
-    return len(reminders_dispatch(now=at))
+    One due step runs here; several — at 06:00 every campus's — each in a task of its
+    own (``reports.reminder_step``), so that the worker's processes send the campuses'
+    rounds side by side instead of one after the other.  A step whose task cannot be
+    enqueued runs here; a step enqueued twice (a busy queue, the next dispatch) is
+    claimed once.  A round that reached anyone has its deliveries dispatched as soon as
+    it is committed.  Returns the steps run or handed on."""
+    from reports.reminders import due_steps, reminder_step_run
+
+    at = dt.datetime.fromisoformat(now) if now else timezone.now()
+    steps = due_steps(now=at)
+    handed_on = 0
+    if len(steps) > 1:
+        for step in list(steps):
+            try:
+                reminder_step_task.apply_async(kwargs={"step_id": step.pk, "now": at.isoformat()}, expires=600)
+            except Exception:  # the broker is gone: send it from here
+                logger.warning("reminder step %s: no task of its own (broker?), run here", step.pk, exc_info=True)
+                continue
+            steps.remove(step)
+            handed_on += 1
+    on = timezone.localdate(at)
+    runs = [reminder_step_run(step=step, on=on, now=at) for step in steps]
+    if any(run is not None and run.recipients for run in runs):
+        _deliver_soon()
+    return handed_on + sum(run is not None for run in runs)
+
+
+@shared_task(name="reports.reminder_step", ignore_result=True)
+def reminder_step_task(step_id: int, now: str) -> bool:
+    """Carry out one due reminder step (handed on by ``reports.reminders_dispatch``);
+    nothing if it is no longer due or another dispatcher has claimed it."""
+    from reports.reminders import due_steps, reminder_step_run
+
+    at = dt.datetime.fromisoformat(now)
+    steps = due_steps(now=at, step_ids=[step_id])
+    run = reminder_step_run(step=steps[0], on=timezone.localdate(at), now=at) if steps else None
+    if run is not None and run.recipients:
+        _deliver_soon()
+    return run is not None
+
+
+def _deliver_soon() -> None:
+    """Send a round's deliveries now (the round is committed): beat's dispatch would
+    within its 15 s, and still does if this cannot be enqueued.  Each campus's round
+    starting its own dispatch also spreads the deliveries over the worker's processes
+    (dispatchers skip each other's claimed rows)."""
+    from notifications.tasks import deliveries_dispatch_task
+
+    try:
+        deliveries_dispatch_task.apply_async(expires=60)
+    except Exception:
+        logger.warning("could not enqueue the deliveries' dispatch; beat's will send them", exc_info=True)
 
 
 @shared_task(name="reports.rollup_compile_day", ignore_result=True)

@@ -60,3 +60,22 @@ def test_worker_runs_a_reminder_round_and_the_rollup_once(worker, world):
     assert ReminderRun.objects.count() == 2
     for code in ("morning", "noon"):
         assert stored(today(), code) == recompute(today(), code)
+
+
+def test_worker_sends_each_campus_round_in_a_task_of_its_own(worker, world):
+    slots = make_slots(world)
+    give_logins(world)
+    steps = [
+        ReminderStep.objects.create(slot=slots[key]["morning"], kind=StepKind.STUDENTS_ALL, anchor=Anchor.OPENS)
+        for key in ("A", "B")
+    ]
+
+    reminders_dispatch_task.delay(now=local(6, 1).isoformat())
+    worker.wait_for(
+        lambda: ReminderRun.objects.filter(finished_at__isnull=False).count() == 2, what="both campuses' rounds"
+    )
+
+    assert sorted(ReminderRun.objects.values_list("step_id", flat=True)) == sorted(s.pk for s in steps)
+    students_told = Notification.objects.filter(kind="reminder").values_list("recipient_id", flat=True)
+    assert sorted(students_told) == sorted(s.user_id for key in ("A", "B") for s in world[key].students)
+    assert worker.log().count("reports.reminder_step[") >= 2, worker.log()
