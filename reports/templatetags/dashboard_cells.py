@@ -14,10 +14,9 @@ the values are formatted as the template formatted them (``localize``,
 
 from __future__ import annotations
 
-import decimal
-
 from django import template
 from django.conf import settings
+from django.template.defaultfilters import floatformat
 from django.utils.formats import localize
 from django.utils.html import conditional_escape, escape
 from django.utils.safestring import SafeString, mark_safe
@@ -38,13 +37,6 @@ def _number(value) -> str:
     return conditional_escape(localize(value))
 
 
-def _fixed(value: float, places: int) -> str:
-    """``value|floatformat:"<places>u"`` of a non-negative number: rounded half up,
-    unlocalized."""
-    exp = decimal.Decimal(1).scaleb(-places)
-    return str(decimal.Decimal(repr(value)).quantize(exp, rounding=decimal.ROUND_HALF_UP))
-
-
 def _count_cell(name: str, value) -> str:
     css = _NONZERO_CLASS.get(name, "") if value else ""
     return f'<td class="num{css}" data-figure="{name}">{_number(value)}</td>'
@@ -61,9 +53,10 @@ def figure_cells(context, f) -> SafeString:
     if completion is None:
         cells.append('<td class="num completion"><span data-figure="completion">—</span></td>')
     else:
+        width, shown = floatformat(completion, "0u"), floatformat(completion, "1u")
         cells.append(
-            f'<td class="num completion"><span class="bar" aria-hidden="true"><i style="width: '
-            f'{_fixed(completion, 0)}%"></i></span><span data-figure="completion">{_fixed(completion, 1)}%</span></td>'
+            f'<td class="num completion"><span class="bar" aria-hidden="true"><i style="width: {width}%"></i></span>'
+            f'<span data-figure="completion">{shown}%</span></td>'
         )
     return mark_safe("".join(cells))
 
