@@ -64,15 +64,16 @@ def fire_time(step: ReminderStep, on: dt.date) -> dt.datetime:
     return timezone.make_aware(local, timezone.get_default_timezone())
 
 
-def reminders_dispatch(*, now: dt.datetime | None = None) -> list[ReminderRun]:
+def reminders_dispatch(*, now: dt.datetime | None = None, steps: list[ReminderStep] | None = None) -> list[ReminderRun]:
     """Carry out every reminder step whose time has come today and that has not run
     yet.  Safe to call every minute, twice at once, or after an outage: a step that
     was missed while the broker was down runs at the next call (student steps only
-    while their slot is still open)."""
+    while their slot is still open).  ``steps``: only these of the due steps (from
+    :func:`due_steps`)."""
     now = now or timezone.now()
     today = timezone.localdate(now)
     runs = []
-    for step in due_steps(now=now):
+    for step in due_steps(now=now) if steps is None else steps:
         run = reminder_step_run(step=step, on=today, now=now)
         if run is not None:
             runs.append(run)

@@ -27,7 +27,7 @@ def reminders_dispatch_task(now: str | None = None) -> int:
     enqueued runs here; a step enqueued twice (a busy queue, the next dispatch) is
     claimed once.  A round that reached anyone has its deliveries dispatched as soon as
     it is committed.  Returns the steps run or handed on."""
-    from reports.reminders import due_steps, reminder_step_run
+    from reports.reminders import due_steps, reminders_dispatch
 
     at = dt.datetime.fromisoformat(now) if now else timezone.now()
     steps = due_steps(now=at)
@@ -41,11 +41,10 @@ def reminders_dispatch_task(now: str | None = None) -> int:
                 continue
             steps.remove(step)
             handed_on += 1
-    on = timezone.localdate(at)
-    runs = [reminder_step_run(step=step, on=on, now=at) for step in steps]
-    if any(run is not None and run.recipients for run in runs):
+    runs = reminders_dispatch(now=at, steps=steps)
+    if any(run.recipients for run in runs):
         _deliver_soon()
-    return handed_on + sum(run is not None for run in runs)
+    return handed_on + len(runs)
 
 
 @shared_task(name="reports.reminder_step", ignore_result=True)
