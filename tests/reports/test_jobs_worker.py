@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from notifications.models import Notification
+from notifications.models import Delivery, DeliveryStatus, Notification
 from reports.reminder_models import Anchor, ReminderRun, ReminderStep, StepKind
 from reports.rollup_models import RollupRun
 from reports.tasks import reminders_dispatch_task, rollup_compile_day_task
@@ -75,7 +75,17 @@ def test_worker_sends_each_campus_round_in_a_task_of_its_own(worker, world):
         lambda: ReminderRun.objects.filter(finished_at__isnull=False).count() == 2, what="both campuses' rounds"
     )
 
+    # Each round, once committed, has its deliveries dispatched without waiting for beat
+    # (no beat runs here).
+    delivered = Delivery.objects.filter(notification__kind="reminder", status=DeliveryStatus.SENT)
+    worker.wait_for(lambda: delivered.count() == Notification.objects.filter(kind="reminder").count(), what="sent")
+    # the solo worker takes tasks in order: once a later task is done, so are the dispatches
+    rollup_compile_day_task.delay(date=today().isoformat())
+    worker.wait_for(lambda: finished_rollups(today()) == 2, what="the sentinel roll-up")
+
     assert sorted(ReminderRun.objects.values_list("step_id", flat=True)) == sorted(s.pk for s in steps)
     students_told = Notification.objects.filter(kind="reminder").values_list("recipient_id", flat=True)
     assert sorted(students_told) == sorted(s.user_id for key in ("A", "B") for s in world[key].students)
+    assert delivered.count() == len(students_told) > 0
     assert worker.log().count("reports.reminder_step[") >= 2, worker.log()
+    assert "notifications.deliveries_dispatch[" in worker.log()
