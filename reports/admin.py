@@ -15,6 +15,7 @@ import datetime as dt
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
@@ -194,6 +195,17 @@ class MissingSlotFilter(admin.SimpleListFilter):
         return queryset  # read by MissingStudentAdmin.get_queryset
 
 
+class MissingChangeList(ChangeList):
+    """The missing list's change list: the page's rows get their counsellors and last
+    contacts (:func:`reports.selectors.missing_details`) where the user sees details."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        if selectors.missing_list_detailed(request.user):
+            on, _slot = self.model_admin._params(request)
+            self.result_list = selectors.missing_details(self.result_list, on=on)
+
+
 @admin.register(MissingStudent)
 class MissingStudentAdmin(_CheckinAdmin, admin.ModelAdmin):
     """未报名单: the students of the user's scope who have not reported for the chosen
@@ -234,6 +246,9 @@ class MissingStudentAdmin(_CheckinAdmin, admin.ModelAdmin):
     def get_list_display(self, request: HttpRequest):
         return self.DETAILED if selectors.missing_list_detailed(request.user) else self.NAMES_ONLY
 
+    def get_changelist(self, request: HttpRequest, **kwargs):
+        return MissingChangeList
+
     def has_add_permission(self, request: HttpRequest, *args) -> bool:
         return False
 
@@ -246,11 +261,11 @@ class MissingStudentAdmin(_CheckinAdmin, admin.ModelAdmin):
 
     @admin.display(description=_("负责辅导员"))
     def counsellor(self, obj: Student) -> str:
-        return getattr(obj, "counsellor_name", None) or "-"
+        return obj.counsellor_name or "-"
 
     @admin.display(description=_("最近联系"))
     def last_contact(self, obj: Student) -> str:
-        at = getattr(obj, "last_contact_at", None)
+        at = obj.last_contact_at
         if at is None:
             return "-"
         outcome = ContactLog.Outcome(obj.last_contact_outcome).label

@@ -59,6 +59,7 @@ from reports.selectors import (
     excusals_on,
     follow_up_list,
     local_now,
+    missing_details,
     missing_list_detailed,
     report_list,
     report_missing,
@@ -591,7 +592,7 @@ def missing_page(
             last_contact_by=s.last_contact_by or "",
             may_chase=bool(s.may_chase),
         )
-        for s in qs[:limit]
+        for s in missing_details(qs[:limit], on=on)
     ]
     return ListPage(rows=rows, total=total)
 

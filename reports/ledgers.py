@@ -26,8 +26,9 @@ import datetime as dt
 import io
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from django.conf import settings
@@ -42,7 +43,7 @@ from reports.export_models import ExportKind, ExportRecord
 from reports.models import CheckinSlot, DailyReport, HealthStatus, ReportFlag, ReportSource, SlotCode, Symptom
 from reports.rollup import rollup_compute
 from reports.rollup_models import FIGURES, Level, RollupSnapshot
-from reports.selectors import report_missing
+from reports.selectors import missing_details, report_missing
 from students.masking import mask_id_number, mask_phone
 from students.models import AttentionTag, ContactLog, EnrolmentStatus, Gender, KeyAttentionTag, Student, Whereabouts
 from students.provinces import PROVINCE_BY_PREFIX
@@ -513,6 +514,14 @@ def rollup_ledger(*, user, on: dt.date, slot_code: str, unit: UnitRef | None = N
 # ---------------------------------------------------------------------------
 # The missing list
 # ---------------------------------------------------------------------------
+def _with_details(qs, *, on: dt.date) -> Iterator[Student]:
+    """The rows of a detailed missing list, read a chunk at a time, each chunk with its
+    counsellors and last contacts (:func:`reports.selectors.missing_details`)."""
+    rows = qs.iterator(chunk_size=_chunk())
+    while chunk := list(islice(rows, _chunk())):
+        yield from missing_details(chunk, on=on)
+
+
 def missing_ledger(*, user, on: dt.date, slot_code: str, unit: UnitRef | None = None) -> Ledger:
     """未报名单 of ``on``/``slot_code`` from :func:`reports.selectors.report_missing`:
     with college, phone (masked unless allowed), responsible counsellor and last
@@ -547,7 +556,7 @@ def missing_ledger(*, user, on: dt.date, slot_code: str, unit: UnitRef | None = 
         with translation.override("zh-hans"):
             channels = _labels(ContactLog.Channel.choices)
             outcomes = _labels(ContactLog.Outcome.choices)
-        for s in qs.iterator(chunk_size=_chunk()):
+        for s in _with_details(qs, on=on):
             row = [
                 s.student_number,
                 s.name,

@@ -218,13 +218,13 @@ class MissingListView(_Throttled, generics.ListAPIView):
         if not filterset.is_valid():
             raise translate_validation(filterset.errors)
         cleaned = filterset.form.cleaned_data
+        on = cleaned.get("date") or selectors.local_now().date()
         students, detailed = selectors.report_missing(
-            user=request.user,
-            on=cleaned.get("date") or selectors.local_now().date(),
-            slot_code=cleaned["slot"],
-            students=filterset.qs,
+            user=request.user, on=on, slot_code=cleaned["slot"], students=filterset.qs
         )
         page = self.paginate_queryset(students)
+        if detailed:
+            page = selectors.missing_details(page, on=on)
         serializer_class = MissingStudentSerializer if detailed else MissingStudentNameSerializer
         return self.get_paginated_response(serializer_class(page, many=True).data)
 

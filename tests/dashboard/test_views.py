@@ -21,7 +21,7 @@ from reports.rollup_models import SignOff, SignOffState
 from reports.services import ReportAnswer, report_submit_proxy
 from students.models import ContactLog
 from tests.dashboard.scenario import as_ints, card_figures, expected_figures, row_figures
-from tests.reports.checkin import local, submit
+from tests.reports.checkin import counsellors_and_contacts, local, submit
 
 pytestmark = pytest.mark.django_db
 
@@ -345,6 +345,28 @@ def test_missing_list_total_is_counted_where_the_user_sees_part_of_the_unit(clie
     in_class = {str(s.pk) for s in a.students if s.school_class_id == a.classes[1].pk}
     assert listed and listed <= in_class
     assert _missing_total(text) == len(listed) < as_ints(card_figures(text, "morning"))["missing"]
+
+
+def test_missing_list_names_each_rows_counsellor_and_last_contact(client, world, day):
+    a = world["A"]
+    expected = counsellors_and_contacts(world)
+    numbers = {str(s.pk): s.student_number for s in a.students}
+    text = page(client, a.counsellor).split('data-list="missing"')[1].split("</table>")[0]
+    rows = {
+        numbers[pk]: [
+            re.sub(r"<[^>]+>|\s+", " ", cell).split() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+        ]
+        for pk, row in re.findall(r'<tr data-student="(\d+)">(.*?)</tr>', text, re.S)
+    }
+    assert rows  # the day leaves students of campus A missing
+    outcomes = {"reached": "已联系上", "not_reached": "未联系上"}
+    for number, cells in rows.items():
+        want = expected[number]
+        contact = ["—"]
+        if want.contacted_at is not None:
+            contact = [f"{want.contacted_at:%m-%d}", f"{want.contacted_at:%H:%M}", outcomes[want.outcome]]
+            contact += ["·", want.by] if want.by else []
+        assert cells[4:6] == [[want.counsellor], contact], number
 
 
 def test_past_day_never_reads_the_report_table(client, world, day):

@@ -4,12 +4,14 @@ services."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
 from reports.models import DailyReport, Excusal
 from students.models import ContactLog
-from tests.reports.checkin import local, submit, today
+from tests.reports.checkin import counsellors_and_contacts, local, submit, today
 
 
 @pytest.fixture
@@ -75,6 +77,25 @@ def test_missing_list_page_and_mark_contacted_action(client, world, reports, tim
     entries = ContactLog.objects.filter(student_id__in=chosen)
     assert entries.count() == 2
     assert {e.contacted_by for e in entries} == {a.counsellor}
+
+
+def test_missing_list_page_names_each_rows_counsellor_and_last_contact(client, world, slots):
+    expected = counsellors_and_contacts(world)
+    _login(client, world["A"].counsellor)
+    page = client.get(reverse("admin:reports_missingstudent_changelist"), {"slot": "morning"})
+    assert page.status_code == 200
+    rows = {}
+    for row in re.findall(r"<tr>.*?</tr>", page.text, re.S):
+        cells = [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, re.S)]
+        if len(cells) > 2 and cells[1] in expected:
+            rows[cells[1]] = cells
+    assert rows.keys() == expected.keys()
+    outcomes = {"reached": "已联系上", "not_reached": "未联系上"}
+    for number, want in expected.items():
+        contact = "-"
+        if want.contacted_at is not None:
+            contact = f"{want.contacted_at:%m-%d %H:%M} {outcomes[want.outcome]}"
+        assert rows[number][-2:] == [want.counsellor, contact], number
 
 
 def test_monitor_sees_names_only_on_the_missing_list_and_cannot_mark(client, world, reports):

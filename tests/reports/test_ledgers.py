@@ -20,7 +20,7 @@ from reports.export_models import ExportKind, ExportRecord
 from reports.rollup import rollup_compile
 from reports.rollup_models import RollupSnapshot
 from students.models import AttentionTag, Gender, KeyAttentionTag, Student, Whereabouts
-from tests.reports.checkin import local, make_slots, submit, today
+from tests.reports.checkin import counsellors_and_contacts, local, make_slots, submit, today
 
 pytestmark = pytest.mark.django_db
 
@@ -272,6 +272,26 @@ def test_missing_list_of_a_counsellor_has_contact_details(world, client, slots):
     ]
     assert set(rows) == numbers(a.students[1:])
     assert rows[a.students[1].student_number]["手机"] == a.students[1].phone
+
+
+def test_missing_list_names_each_rows_counsellor_and_last_contact_chunk_by_chunk(world, client, slots, settings):
+    """The details are read a chunk of rows at a time (here 4, then 2): every row has its
+    own, the last, partial chunk's too."""
+    settings.TONGXIN = {**settings.TONGXIN, "BULK_BATCH_SIZE": 4}
+    expected = counsellors_and_contacts(world)
+    channels = {"phone": "电话", "message": "消息", "visit": "走访"}
+    outcomes = {"reached": "已联系上", "not_reached": "未联系上"}
+
+    _headers, rows = table(workbook(get(client, world["A"].counsellor, "missing"))["未报名单"])
+
+    assert rows.keys() == expected.keys()
+    for number, want in expected.items():
+        row = {header: value or "" for header, value in rows[number].items()}  # an empty cell reads as None
+        at = want.contacted_at.strftime("%Y-%m-%d %H:%M") if want.contacted_at else ""
+        assert (row["负责辅导员"], row["最近联系时间"]) == (want.counsellor, at), number
+        assert row["联系方式"] == channels.get(want.channel or "", ""), number
+        assert row["联系结果"] == outcomes.get(want.outcome or "", ""), number
+        assert row["联系人"] == (want.by or ""), number
 
 
 def test_missing_list_of_a_coordinator_masks_phones(world, client, slots):

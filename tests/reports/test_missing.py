@@ -11,11 +11,11 @@ from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from campuses.models import Assignment, Role, SchoolClass
+from campuses.models import SchoolClass
 from reports.models import Excusal
-from reports.selectors import report_missing
+from reports.selectors import missing_details, report_missing
 from students.models import ContactLog, EnrolmentStatus, Gender, Student
-from tests.reports.checkin import client_for, local, submit, today
+from tests.reports.checkin import Details, client_for, counsellors_and_contacts, local, submit, today
 
 
 def _missing(user, **kwargs):
@@ -51,31 +51,54 @@ def test_students_of_a_campus_without_that_slot_are_not_expected(world, slots):
     assert {s.campus_id for s in students} == {world["A"].campus.pk}
 
 
-def test_missing_rows_name_the_counsellor_and_the_last_contact(world, slots, time_machine):
-    time_machine.move_to(local(9, 0), tick=False)
-    a = world["A"]
-    a.counsellor.last_name, a.counsellor.first_name = "王", "老师"
-    a.counsellor.save()
-    # A counsellor of class 2 only is more specific than the grade's counsellor.
-    class_counsellor = type(a.counsellor).objects.create(username="counsellor_A2", last_name="李", first_name="老师")
-    Assignment.objects.create(user=class_counsellor, role=Role.COUNSELLOR, school_class=a.classes[1])
-    ContactLog.objects.create(student=a.students[2], contacted_at=local(7, 0), outcome="not_reached")
-    ContactLog.objects.create(
-        student=a.students[2], contacted_at=local(8, 0), outcome="reached", contacted_by=a.counsellor
+def _details(student) -> Details:
+    return Details(
+        student.counsellor_name,
+        student.last_contact_at,
+        student.last_contact_channel,
+        student.last_contact_outcome,
+        student.last_contact_by,
     )
 
-    rows = {row["student_number"]: row for row in _api_rows(a.counsellor)}
-    row2 = rows[a.students[2].student_number]
-    assert row2["counsellor"] == "王老师"
-    assert row2["last_contact"] == {
-        "at": local(8, 0).isoformat(),
-        "channel": "phone",
-        "outcome": "reached",
-        "by": "王老师",
+
+def test_missing_details_name_the_responsible_counsellor_and_the_last_contact(world, slots):
+    expected = counsellors_and_contacts(world)
+    qs, detailed = report_missing(user=world["A"].coordinator, on=today(), slot_code="morning")
+    assert detailed
+    with CaptureQueriesContext(connection) as captured:
+        rows = missing_details(qs, on=today())
+    assert {s.student_number: _details(s) for s in rows} == expected
+    assert len(captured.captured_queries) == 2  # the list, then the details of all its rows
+
+
+@pytest.mark.parametrize(("days", "class_counsellor"), [(-1, "赵老师"), (0, "李老师"), (1, "钱老师")])
+def test_the_responsible_counsellor_is_the_one_on_duty_that_day(world, slots, days, class_counsellor):
+    """Class 2's counsellors: 赵 until yesterday, 钱 from tomorrow, 李 always — the
+    earliest assignment of those on duty that day; the grade's 王 comes after them."""
+    a = world["A"]
+    counsellors_and_contacts(world)
+    on = today() + dt.timedelta(days=days)
+    qs, _detailed = report_missing(user=a.coordinator, on=on, slot_code="morning")
+    assert {s.school_class_id: s.counsellor_name for s in missing_details(qs, on=on)} == {
+        a.classes[0].pk: "王老师",
+        a.classes[1].pk: class_counsellor,
     }
-    assert row2["phone"] == a.students[2].phone  # a counsellor calls: full number
-    assert rows[a.students[4].student_number]["counsellor"] == "李老师"
-    assert rows[a.students[4].student_number]["last_contact"] is None
+
+
+def test_missing_rows_of_the_api_name_the_counsellor_and_the_last_contact(world, slots):
+    expected = counsellors_and_contacts(world)
+    a = world["A"]
+    rows = {row["student_number"]: row for row in _api_rows(a.counsellor)}
+    assert rows.keys() == expected.keys()
+    for number, row in rows.items():
+        want = expected[number]
+        assert row["counsellor"] == want.counsellor
+        contact = None
+        if want.contacted_at is not None:
+            contact = {"at": want.contacted_at.isoformat(), "channel": want.channel, "outcome": want.outcome}
+            contact["by"] = want.by
+        assert row["last_contact"] == contact, number
+    assert rows[a.students[2].student_number]["phone"] == a.students[2].phone  # a counsellor calls: full number
 
 
 def test_coordinator_sees_masked_phones(world, slots):
@@ -120,15 +143,16 @@ def test_missing_list_costs_the_same_queries_for_a_class_and_a_campus(world, slo
     ContactLog.objects.bulk_create(
         ContactLog(student=s, contacted_at=local(7, 0)) for s in Student.objects.filter(campus=a.campus)
     )
-    # scope (assignments, own student record) and the page: 3 — and the count when the
-    # first page is full (config.pagination): 4, for any unit size.
+    # scope (assignments, own student record), the page and its rows' counsellors and
+    # last contacts (one statement for the page): 4 — and the count when the first page
+    # is full (config.pagination): 5, for any unit size.
     for params in ({"school_class": a.classes[1].pk}, {}, {"unit": f"campus:{a.campus.pk}"}):
         client = client_for(type(a.coordinator).objects.get(pk=a.coordinator.pk))  # as a new request
         with CaptureQueriesContext(connection) as captured:
             response = client.get("/api/v1/reports/missing/", {"slot": "morning", **params})
         assert response.status_code == 200
         full = response.json()["count"] >= settings.REST_FRAMEWORK["PAGE_SIZE"]
-        assert len(captured.captured_queries) == (4 if full else 3), params
+        assert len(captured.captured_queries) == (5 if full else 4), params
     assert response.json()["count"] == 6 + extra
 
 
