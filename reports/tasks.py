@@ -31,20 +31,22 @@ def reminders_dispatch_task(now: str | None = None) -> int:
 
     at = dt.datetime.fromisoformat(now) if now else timezone.now()
     steps = due_steps(now=at)
-    handed_on = 0
-    if len(steps) > 1:
-        for step in list(steps):
-            try:
-                reminder_step_task.apply_async(kwargs={"step_id": step.pk, "now": at.isoformat()}, expires=600)
-            except Exception:  # the broker is gone: send it from here
-                logger.warning("reminder step %s: no task of its own (broker?), run here", step.pk, exc_info=True)
-                continue
-            steps.remove(step)
-            handed_on += 1
-    runs = reminders_dispatch(now=at, steps=steps)
+    here = steps if len(steps) == 1 else [step for step in steps if not _hand_on(step, at)]
+    runs = reminders_dispatch(now=at, steps=here)
     if any(run.recipients for run in runs):
         _deliver_soon()
-    return handed_on + len(runs)
+    return len(steps) - len(here) + len(runs)
+
+
+def _hand_on(step, at: dt.datetime) -> bool:
+    """Enqueue ``step`` as a task of its own; False (and it runs in the dispatch) when
+    the broker cannot take it."""
+    try:
+        reminder_step_task.apply_async(kwargs={"step_id": step.pk, "now": at.isoformat()}, expires=600)
+    except Exception:
+        logger.warning("reminder step %s: no task of its own (broker?), run here", step.pk, exc_info=True)
+        return False
+    return True
 
 
 @shared_task(name="reports.reminder_step", ignore_result=True)
