@@ -36,6 +36,29 @@ def _growth(large: float | None, small: float | None) -> float | None:
     return large / small if large and small else None
 
 
+def _growth_check(
+    id: str,
+    what: str,
+    large: float | None,
+    small: float | None,
+    *,
+    config: dict,
+    reference: str,
+    unit: str,
+    note: str = "",
+    shown: float | None = None,
+) -> dict:
+    """A growth row: ``large`` ÷ ``small`` (times of the same operation at the two sizes),
+    against linear (the sizes' ratio); the reference column shows ``small``, or ``shown``
+    where the small size's figure is not a time (a rate)."""
+    scale = f"{config.get('small_students', 0):,} → {config.get('students', 0):,}"
+    factor = (config.get("students") or 1) / (config.get("small_students") or 1)
+    g = _growth(large, small)
+    return check(id, f"{what}: growth {scale}", g, "×", target=f"≤ {factor:.0f}× (linear)",
+                 met=g is not None and g <= factor, reference=reference,
+                 reference_figure=small if shown is None else shown, reference_unit=unit, note=note)  # fmt: skip
+
+
 def _runs_note(measurements: dict, key: str, prefix: str = "") -> str:
     """``prefix``, then the spread of ``key``'s runs where the figure is a median."""
     runs = _get(measurements, key, "runs_seconds") or []
@@ -45,8 +68,6 @@ def _runs_note(measurements: dict, key: str, prefix: str = "") -> str:
 
 def checks_from(results: dict) -> list[dict]:
     config = results.get("config", {})
-    scale = f"{config.get('small_students', 0):,} → {config.get('students', 0):,}"
-    factor = (config.get("students") or 1) / (config.get("small_students") or 1)
     out: list[dict] = []
     m = results.get("measurements", {})
 
@@ -84,6 +105,13 @@ def checks_from(results: dict) -> list[dict]:
                   note=f"{p['acknowledged']} acknowledged, {p['stored']} stored "
                        f"({p['in_flight_at_stop']} in flight when wrk stopped), {p['wrapped']} repeated students")
         )  # fmt: skip
+        small = _get(m, "submit", "small", "result", "product")
+        if small:  # the time of a submission: the inverse of the rate
+            note = f"time per submission; the small run's statuses {small['statuses']}"
+            out.append(_growth_check("1f", what, 1 / p["per_second"] if p["per_second"] else None,
+                                     1 / small["per_second"] if small["per_second"] else None, config=config,
+                                     reference="submissions/s at the small size", unit="/s", note=note,
+                                     shown=small["per_second"]))  # fmt: skip
     else:
         target = "≥ 400/s, ≥ 0.6 of ceiling, p99 < 300 ms"
         out += _failed(results, "submit", [("1a", "1 POST /api/v1/reports/", target)])
@@ -105,10 +133,8 @@ def checks_from(results: dict) -> list[dict]:
                          met=bool(naive) and naive / t >= 100, reference="naive per-class ORM loop",
                          reference_figure=naive, ratio_kind="faster", note=note))  # fmt: skip
         small = _get(m, "rollup", "small", "result", "rollup", "median_ms")
-        g = _growth(r["rollup"]["median_ms"], small)
-        out.append(check("2d", f"{what}: growth {scale}", g, "×", target=f"≤ {factor:.0f}× (linear)",
-                         met=g is not None and g <= factor, reference="time at the small size",
-                         reference_figure=small / 1000 if small else None, reference_unit="s"))  # fmt: skip
+        out.append(_growth_check("2d", what, t, small / 1000 if small else None, config=config,
+                                 reference="time at the small size", unit="s"))  # fmt: skip
         same = _get(r, "hand_sql_product_settings", "median_ms")
         if same:
             out.append(check("2e", what + " vs the same SQL under the roll-up's settings", t, "s", target="—",
@@ -131,10 +157,8 @@ def checks_from(results: dict) -> list[dict]:
                       note=f"{row['queries']} queries, as {row['as']}")
             )  # fmt: skip
         small = _get(m, "missing", "small", "result", "levels", "campus", "api", "p95_ms")
-        g = _growth(ml["campus"]["api"]["p95_ms"], small)
-        out.append(check("3d", f"3 missing list, campus: growth {scale}", g, "×", target=f"≤ {factor:.0f}× (linear)",
-                         met=g is not None and g <= factor, reference="p95 at the small size",
-                         reference_figure=small, reference_unit="ms"))  # fmt: skip
+        out.append(_growth_check("3d", "3 missing list, campus", ml["campus"]["api"]["p95_ms"], small, config=config,
+                                 reference="p95 at the small size", unit="ms"))  # fmt: skip
     else:
         out += _failed(results, "missing", [("3a", "3 missing list API", "class ≤ 50 ms, campus ≤ 300 ms p95")])
 
@@ -161,6 +185,19 @@ def checks_from(results: dict) -> list[dict]:
                       target="≥ 100× faster", met=bool(median) and raw / median >= 100,
                       reference="raw reports read (median)", reference_figure=raw, ratio_kind="faster", note=note)
             )  # fmt: skip
+        small_pages = _get(m, "dashboard", "small", "result", "pages") or {}
+        growth = {
+            key: row["page"]["median_ms"] / small_pages[key]["page"]["median_ms"]
+            for key, row in rows
+            if _get(small_pages, key, "page", "median_ms")
+        }
+        if growth:  # the page that grew most, every page's growth in the note
+            worst = max(growth, key=growth.get)
+            note = "the page that grew most; " + ", ".join(f"{k} {g:.2f}×" for k, g in growth.items())
+            out.append(_growth_check(f"4{chr(97 + 2 * len(rows))}", f"4 dashboard {worst}, median",
+                                     pages[worst]["page"]["median_ms"], small_pages[worst]["page"]["median_ms"],
+                                     config=config, reference="median at the small size", unit="ms",
+                                     note=note))  # fmt: skip
     else:
         out += _failed(results, "dashboard", [("4a", "4 dashboard pages", "p95 ≤ 150 ms; ≥ 100× faster than raw")])
 
@@ -193,10 +230,13 @@ def checks_from(results: dict) -> list[dict]:
                          met=bool(ie_total) and ie_total / csv_s >= 10, reference="django-import-export (tuned)",
                          reference_figure=ie_total, ratio_kind="faster", note=note))  # fmt: skip
         small = _get(im, "csv_small", "result", "seconds")
-        g = _growth(csv_s, small)
-        out.append(check("5d", f"5 roster import, CSV: growth {scale}", g, "×", target=f"≤ {factor:.0f}× (linear)",
-                         met=g is not None and g <= factor, reference="time at the small size",
-                         reference_figure=small, reference_unit="s", note=_runs_note(im, "csv_small")))  # fmt: skip
+        out.append(_growth_check("5d", "5 roster import, CSV", csv_s, small, config=config,
+                                 reference="time at the small size", unit="s",
+                                 note=_runs_note(im, "csv_small")))  # fmt: skip
+        xlsx_small = _get(im, "xlsx_small", "result", "seconds")
+        if xlsx_small:
+            out.append(_growth_check("5e", "5 roster import, XLSX", xlsx_s, xlsx_small, config=config,
+                                     reference="time at the small size", unit="s"))  # fmt: skip
     else:
         err = _get(im, "csv", "error", default="not run")
         out.append(check("5a", "5 roster import", None, "", target="CSV ≤ 10 s", met=False, note=f"failed: {err}"))
@@ -221,6 +261,12 @@ def checks_from(results: dict) -> list[dict]:
                          target="= expected", met=rm["notifications"] == rm["expected_students"] == rm["delivered"],
                          reference="students expected", reference_figure=rm["expected_students"],
                          ratio_kind="of"))  # fmt: skip
+        small = _get(m, "reminders", "small", "result")
+        if small:
+            note = f"{small['notifications']:,} reminded at the small size"
+            out.append(_growth_check("6d", "6 reminder round through a Celery worker", rm["done_seconds"],
+                                     small["done_seconds"], config=config, reference="time at the small size",
+                                     unit="s", note=note))  # fmt: skip
     else:
         out += _failed(results, "reminders", [("6a", "6 reminder round", "≤ 30 s; ≥ 25× faster to enqueue")])
     return out
@@ -353,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     path = Path(argv[0]) if argv else Path(__file__).with_name("results") / "latest.json"
     results = json.loads(path.read_text())
+    results["checks"] = checks_from(results)  # by this code's rules, from the run's measurements
     print(markdown_table(results))
     print()
     print(details_markdown(results))

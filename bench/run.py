@@ -189,6 +189,7 @@ def child_main(name: str, out: Path, options: list[str]) -> None:
     parser.add_argument("--snapshot-days", type=int, default=365)
     parser.add_argument("--path", default="")
     parser.add_argument("--rows", type=int, default=0)
+    parser.add_argument("--growth", action="store_true", help="the small university's run: the figure, no reference")
     opts = parser.parse_args(options)
     result = STEPS[name](opts)
     payload = {
@@ -234,10 +235,12 @@ def _step_dashboard(opts) -> dict:
 def _step_submit(opts) -> dict:
     from bench.m_submit import measure
 
+    seconds = _env_int("BENCH_WRK_GROWTH_SECONDS", 10) if opts.growth else _env_int("BENCH_WRK_SECONDS", 20)
     return measure(
         server_env=dict(os.environ),
-        workdir=WORK / "submit",
-        seconds=_env_int("BENCH_WRK_SECONDS", 20),
+        workdir=WORK / ("submit-small" if opts.growth else "submit"),
+        seconds=seconds,
+        ceiling=not opts.growth,
         connections=_env_int("BENCH_WRK_CONNECTIONS", 32),
         workers=_env_int("BENCH_GUNICORN_WORKERS", 4),
         threads=_env_int("BENCH_GUNICORN_THREADS", 4),
@@ -262,6 +265,8 @@ def _step_reminders(opts) -> dict:
         worker.terminate()
         worker.wait(timeout=30)
     connection.close()
+    if opts.growth:
+        return result  # the small university's round: the figure for the growth only
     n = Student.objects.count()
     result["per_student"] = enqueue_per_student(n, sample=_env_int("BENCH_PER_STUDENT_TASKS", 20_000))
     return result
@@ -443,12 +448,15 @@ def run(args) -> int:
     if "missing" in only:
         m["missing"] = {"large": runner.child("missing", main), "small": runner.child("missing", main_small)}
     if "dashboard" in only:
-        m["dashboard"] = {"large": runner.child("dashboard", main)}
+        m["dashboard"] = {"large": runner.child("dashboard", main), "small": runner.child("dashboard", main_small)}
     if "submit" in only:
-        m["submit"] = {"large": runner.child("submit", main)}
+        # The small university's first: its load settles before the figure's run.
+        small_submit = runner.child("submit", main_small, "--growth")
+        m["submit"] = {"large": runner.child("submit", main), "small": small_submit}
     if "reminders" in only:
         m["reminders"] = {
             "large": runner.child("reminders", main),
+            "small": runner.child("reminders", main_small, "--growth"),
             "small_inprocess": runner.child("reminders_inprocess", main_small),
         }
     if "import" in only:

@@ -108,8 +108,9 @@ def test_dashboard_measurement(university):
     for page in result["pages"].values():
         assert _numbers(page["page"]["p95_ms"], page["raw_read"]["median_ms"], page["queries"])
         assert page["queries"] > 0
-    rows = _rows("dashboard", result, prefix="4")
+    rows = _rows("dashboard", result, result, prefix="4")
     assert all(r["note"].endswith(f"at {_yesterday().isoformat()}T23:00") for r in rows if r["id"] <= "4f"), rows
+    assert [r["id"] for r in rows if "growth" in r["measurement"]] == ["4m"]
     _assert_checked(rows)
 
 
@@ -144,14 +145,19 @@ def test_submission_load_under_gunicorn(university, settings, tmp_path):
     if connection.vendor != "postgresql":
         pytest.skip("the wrk + gunicorn load needs PostgreSQL: SQLite serialises the servers' concurrent writes")
     settings.ROOT_URLCONF = "bench.urls"  # the in-process probe; the server gets bench.settings
-    result = m_submit.measure(
-        server_env=_server_env(), workdir=tmp_path, seconds=1, connections=4, workers=1, threads=2, warmup_seconds=1
-    )
+    load = {"server_env": _server_env(), "seconds": 1, "connections": 4, "workers": 1, "threads": 2}
+    result = m_submit.measure(workdir=tmp_path / "large", warmup_seconds=1, **load)
     for run in (result["product"], result["ceiling"]):
         assert _numbers(run["per_second"], run["latency_us"]["p99"], run["error_count"])
         assert run["acknowledged"] > 0 and run["acknowledged_found"] == run["unique_ids"]
     assert not CheckinSlot.objects.filter(code=data.BENCH_SLOT).exists()
-    _assert_checked(_rows("submit", result, prefix="1"))
+    # The growth run on the small university: the product only.
+    small = m_submit.measure(workdir=tmp_path / "small", warmup_seconds=1, ceiling=False, **load)
+    assert "ceiling" not in small and small["product"]["acknowledged"] > 0
+    assert not CheckinSlot.objects.filter(code=data.BENCH_SLOT).exists()
+    rows = _rows("submit", result, small, prefix="1")
+    assert rows[-1]["id"] == "1f" and rows[-1]["reference_figure"] == round(small["product"]["per_second"], 1)
+    _assert_checked(rows)
 
 
 @pytest.mark.celery_worker
@@ -163,7 +169,9 @@ def test_reminder_round_through_a_real_worker(university, celery_worker):
     assert per["purged"] >= 20 and per["timed_tasks"] == 20 and per["tasks"] == 40
     assert per["enqueue_seconds"] == pytest.approx(2 * per["timed_seconds"], abs=0.002)  # extrapolated to 40
     assert _numbers(result["done_seconds"], result["enqueue_seconds"], result["per_student"]["enqueue_seconds"])
-    _assert_checked(_rows("reminders", result, prefix="6"))
+    rows = _rows("reminders", result, result, prefix="6")
+    assert rows[-1]["id"] == "6d" and rows[-1]["figure"] == 1.0  # the same round as both sizes
+    _assert_checked(rows)
     again = m_reminders.measure_inprocess(today=today)
     assert again["recipients"] == result["expected_students"] and again["queries"] > 0
 
@@ -241,6 +249,68 @@ def test_a_repeated_import_reports_its_median_run_and_the_spread():
     assert rows["5a"]["note"] == "100 rows; median of 3 runs, 10–12 s; COPY: median of 3 runs, 6–7.5 s"
     assert rows["5d"]["figure"] == pytest.approx(11.0 / 1.25)
     assert rows["5d"]["note"] == "median of 3 runs, 1–1.5 s"
+
+
+def _result(**result) -> dict:
+    return {"result": result}
+
+
+def test_growth_rows_of_every_measurement():
+    """Each measurement's time at the large size against the small one, against linear
+    (here 100 against 10 students: ≤ 10×); the operation that grew most for the pages."""
+    wrk = {"latency_us": {"p99": 50_000}, "error_count": 0, "statuses": {"201": 10}, "acknowledged": 10}
+    wrk |= {"unique_ids": 10, "acknowledged_found": 10, "stored": 10, "in_flight_at_stop": 0, "wrapped": 0}
+    page = {"p95_ms": 1, "median_ms": 1}
+    reminded = {"notifications": 5, "expected_students": 5, "delivered": 5, "tasks_enqueued": 2}
+    results = {
+        "config": {"students": 100, "small_students": 10},
+        "measurements": {
+            "submit": {
+                "large": _result(product={**wrk, "per_second": 400.0}, ceiling={**wrk, "per_second": 800.0}),
+                "small": _result(product={**wrk, "per_second": 500.0}),
+            },
+            "dashboard": {
+                "large": _result(
+                    pages={
+                        "campus/live": {"page": {**page, "median_ms": 30.0}, "raw_read": page, "queries": 5, "as": "x"},
+                        "campus/past": {"page": {**page, "median_ms": 12.0}, "raw_read": page, "queries": 5, "as": "x"},
+                    }
+                ),
+                "small": _result(
+                    pages={
+                        "campus/live": {"page": {**page, "median_ms": 10.0}},
+                        "campus/past": {"page": {**page, "median_ms": 1.0}},
+                    }
+                ),
+            },
+            "reminders": {
+                "large": _result(
+                    done_seconds=20.0,
+                    enqueue_seconds=0.01,
+                    **reminded,
+                    per_student={"tasks": 100, "enqueue_seconds": 1.0},
+                ),
+                "small": _result(done_seconds=2.5, enqueue_seconds=0.01, **reminded),
+            },
+            "import": {
+                "csv": _result(seconds=10.0, rows=100),
+                "xlsx": _result(seconds=30.0),
+                "csv_small": _result(seconds=1.0),
+                "xlsx_small": _result(seconds=2.0),
+            },
+        },
+    }
+    rows = {c["id"]: c for c in checks_from(results) if "growth" in c["measurement"]}
+    assert set(rows) == {"1f", "4e", "5d", "5e", "6d"}
+    assert rows["1f"]["figure"] == 1.25 and rows["1f"]["reference_figure"] == 500 and rows["1f"]["met"]
+    assert rows["4e"]["measurement"].startswith("4 dashboard campus/past, median") and rows["4e"]["figure"] == 12
+    assert rows["4e"]["met"] is False and rows["4e"]["note"].endswith("campus/live 3.00×, campus/past 12.00×")
+    assert rows["5d"]["figure"] == 10 and rows["5d"]["met"]  # linear is met
+    assert rows["5e"]["figure"] == 15 and rows["5e"]["met"] is False
+    assert rows["6d"]["figure"] == 8 and rows["6d"]["met"] and rows["6d"]["reference_figure"] == 2.5
+    assert all(r["target"] == "≤ 10× (linear)" for r in rows.values())
+    results["measurements"]["dashboard"].pop("small")
+    assert "4e" not in {c["id"] for c in checks_from(results) if "growth" in c["measurement"]}
 
 
 def test_copy_reference_needs_postgresql(roster):
