@@ -4,6 +4,7 @@ services."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
@@ -177,3 +178,48 @@ def test_close_follow_ups_action(client, world, reports):
     assert response.status_code == 302
     assert DailyReport.objects.get(pk=reports["A"].pk).follow_up == "closed"
     assert DailyReport.objects.get(pk=reports["B"].pk).follow_up == "open"
+
+
+def _listed(client, query: str = "") -> list[int]:
+    page = client.get(reverse("admin:reports_dailyreport_changelist") + query)
+    assert page.status_code == 200, page
+    return [r.pk for r in page.context["cl"].result_list]
+
+
+def test_report_list_shows_today_unless_another_day_is_chosen(client, world, slots):
+    """At 100,000 students 90 days are 11.7 million reports: the list is of one day —
+    today by default, a day of the past week or every day on request, every day when
+    searching — so its page is read in index order, never counted or sorted whole."""
+    a = world["A"]
+    yesterday = today() - dt.timedelta(days=1)
+    old = submit(a.students[0], when=local(8, 0, day=yesterday)).report
+    new = submit(a.students[1]).report
+    _login(client, a.college_admin)
+    assert _listed(client) == [new.pk]
+    assert _listed(client, f"?day={yesterday.isoformat()}") == [old.pk]
+    assert _listed(client, "?day=all") == [new.pk, old.pk]
+    assert _listed(client, f"?q={a.students[0].student_number}") == [old.pk]  # a search: every day
+    assert _listed(client, f"?q={a.students[0].student_number}&day={today().isoformat()}") == []
+    html = client.get(reverse("admin:reports_dailyreport_changelist")).content.decode()
+    assert "今天" in html and "昨天" in html and "全部日期" in html
+    bad = client.get(reverse("admin:reports_dailyreport_changelist") + "?day=2026-13-45")
+    assert bad.status_code == 302 and bad.url.endswith("?e=1")  # Django's "wrong filter" page
+
+
+def test_report_list_order_is_the_day_index_order(client, world, slots):
+    """Latest day first, then slot, class and student: the (date, slot, class) index's
+    order, total without the id (the unique student-date-slot), so PostgreSQL reads a
+    page of a day without sorting the day."""
+    a = world["A"]
+    ordered = sorted(
+        (submit(s).report for s in reversed(a.students)),
+        key=lambda r: (r.slot_id, r.school_class_id, r.student_id),
+    )
+    _login(client, a.college_admin)
+    page = client.get(reverse("admin:reports_dailyreport_changelist") + "?day=all")
+    cl = page.context["cl"]
+    assert [r.pk for r in cl.result_list] == [r.pk for r in ordered]
+    order_by = str(cl.queryset.query).split(" ORDER BY ")[1].split(" LIMIT ")[0]
+    table = DailyReport._meta.db_table
+    columns = [f'"{table}"."{c}"' for c in ("date", "slot_id", "school_class_id", "student_id")]
+    assert order_by == ", ".join((f"{columns[0]} DESC", *(f"{c} ASC" for c in columns[1:])))  # no id appended
