@@ -315,6 +315,11 @@ class DailyReport(models.Model):
             models.Index(fields=["date"], condition=Q(abnormal=True), name="report_abnormal_date"),
             # The counsellors' follow-up list: only open rows are indexed, so it stays small.
             models.Index(fields=["school_class", "date"], condition=Q(follow_up="open"), name="report_follow_up_open"),
+            # ...and by student: the morning page's earlier open follow-ups of a counsellor's
+            # students (reports/migrations/0006).
+            models.Index(
+                fields=["student", "date"], condition=Q(follow_up="open"), name="report_follow_up_open_student"
+            ),
         ]
 
     def __str__(self) -> str:
