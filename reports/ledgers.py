@@ -16,17 +16,16 @@ Every workbook holds only what :func:`campuses.scoping.scope_for` lets the user 
 optionally narrowed to one unit (``level:id``) inside it; phones and ID numbers are
 masked unless :meth:`Scope.annotate_pii` allows them in full; identifiers are text
 cells and formulas are escaped (:mod:`students.xlsx`); big lists are streamed
-(openpyxl's write-only mode) from a fixed number of queries.  Every export is
+(XlsxWriter's constant-memory mode) from a fixed number of queries.  Every export is
 recorded in :class:`ExportRecord` by :func:`export_record`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import io
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -47,7 +46,7 @@ from reports.selectors import missing_details, report_missing
 from students.masking import mask_id_number, mask_phone
 from students.models import AttentionTag, ContactLog, EnrolmentStatus, Gender, KeyAttentionTag, Student, Whereabouts
 from students.provinces import PROVINCE_BY_PREFIX
-from students.xlsx import header_cells, row_cells
+from students.xlsx import XlsxWorkbook
 
 #: Who may export the on-campus ledger: every role with students to look after, and
 #: logistics (supplies and meals go to the students staying); not a class monitor.
@@ -188,30 +187,6 @@ def _filename(title: str, on: dt.date, *extra: str, unit: UnitRef | None = None)
     return "_".join(p for p in parts if p) + ".xlsx"
 
 
-def _save(workbook) -> bytes:
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
-
-
-def _sheet(workbook, title: str, widths: Iterable[int] = (), *, freeze: str | None = "A2"):
-    """A write-only sheet; widths and frozen panes must be set before the first row."""
-    from openpyxl.utils import get_column_letter
-
-    sheet = workbook.create_sheet(title)
-    for index, width in enumerate(widths, 1):
-        sheet.column_dimensions[get_column_letter(index)].width = width
-    if freeze:
-        sheet.freeze_panes = freeze
-    return sheet
-
-
-def _workbook():
-    from openpyxl import Workbook
-
-    return Workbook(write_only=True)
-
-
 def _chunk() -> int:
     return int(settings.TONGXIN.get("BULK_BATCH_SIZE", 2000))
 
@@ -304,14 +279,13 @@ def stay_ledger(*, user, on: dt.date, unit: UnitRef | None = None) -> Ledger:
     with translation.override("zh-hans"):
         tag_labels = _labels(AttentionTag.choices)
         genders = _labels(Gender.choices)
-    workbook = _workbook()
-    workbook.properties.title = "留校学生情况统计表"
-    summary = _sheet(workbook, "统计表", (14, 24, 10, 8, 8, 10, *([10] * (len(_TAGS) + 2))), freeze=None)
-    listing = _sheet(workbook, "留校学生名单", (14, 10, 6, 12, 22, 10, 18, 16, 8, 6, 14, 21, 24, 10))
+    workbook = XlsxWorkbook(title="留校学生情况统计表")
+    summary = workbook.sheet("统计表", (14, 24, 10, 8, 8, 10, *([10] * (len(_TAGS) + 2))), freeze=None)
+    listing = workbook.sheet("留校学生名单", (14, 10, 6, 12, 22, 10, 18, 16, 8, 6, 14, 21, 24, 10))
     list_headers = ["学号", "姓名", "性别", "校区", "学院", "年级", "班级", "楼宇", "宿舍", "床位", "手机", "身份证号"]
     if show_health:
         list_headers += ["重点人员", "当日异常"]
-    listing.append(header_cells(listing, list_headers))
+    listing.header(list_headers)
 
     by_college: dict[tuple[str, str], _Counts] = defaultdict(_Counts)
     by_building: dict[tuple[str, str], _Counts] = defaultdict(_Counts)
@@ -345,39 +319,33 @@ def stay_ledger(*, user, on: dt.date, unit: UnitRef | None = None) -> Ledger:
                 "、".join(tag_labels[t] for t in _TAGS if t in tags),
                 ("是" if s.abnormal_today else "否") if health else "",
             ]
-        listing.append(row_cells(listing, row))
+        listing.row(row)
         count += 1
 
     scope_name = unit.name if unit is not None else "本人管理范围"
-    summary.append(header_cells(summary, ["留校学生情况统计表"]))
-    summary.append(
-        row_cells(summary, [f"统计日期：{on.isoformat()}　统计范围：{scope_name}　导出时间：{_local(timezone.now())}"])
-    )
-    summary.append([])
+    summary.header(["留校学生情况统计表"])
+    summary.row([f"统计日期：{on.isoformat()}　统计范围：{scope_name}　导出时间：{_local(timezone.now())}"])
+    summary.blank()
     health_headers = [*(tag_labels[t] for t in _TAGS), "重点人员合计", "当日异常"] if show_health else []
 
     def health_values(c: _Counts) -> list[int]:
         return [*(c.tags[t] for t in _TAGS), c.tagged, c.abnormal] if show_health else []
 
-    summary.append(row_cells(summary, ["一、按学院统计"]))
-    summary.append(header_cells(summary, ["校区", "学院", "留校人数", "男", "女", *health_headers]))
+    summary.row(["一、按学院统计"])
+    summary.header(["校区", "学院", "留校人数", "男", "女", *health_headers])
     for (campus, college), c in sorted(by_college.items()):
-        summary.append(row_cells(summary, [campus, college, c.total, c.male, c.female, *health_values(c)]))
-    summary.append(row_cells(summary, ["合计", "", total.total, total.male, total.female, *health_values(total)]))
-    summary.append([])
-    summary.append(row_cells(summary, ["二、按楼宇统计"]))
-    summary.append(header_cells(summary, ["校区", "楼宇", "留校人数", "男", "女", "入住宿舍数", *health_headers]))
+        summary.row([campus, college, c.total, c.male, c.female, *health_values(c)])
+    summary.row(["合计", "", total.total, total.male, total.female, *health_values(total)])
+    summary.blank()
+    summary.row(["二、按楼宇统计"])
+    summary.header(["校区", "楼宇", "留校人数", "男", "女", "入住宿舍数", *health_headers])
     for (campus, building), c in sorted(by_building.items()):
-        summary.append(
-            row_cells(summary, [campus, building, c.total, c.male, c.female, len(c.rooms), *health_values(c)])
-        )
-    summary.append(
-        row_cells(summary, ["合计", "", total.total, total.male, total.female, len(total.rooms), *health_values(total)])
-    )
+        summary.row([campus, building, c.total, c.male, c.female, len(c.rooms), *health_values(c)])
+    summary.row(["合计", "", total.total, total.male, total.female, len(total.rooms), *health_values(total)])
     params = {"date": on.isoformat(), **({"unit": unit.param, "unit_name": unit.name} if unit else {})}
     return Ledger(
         kind=ExportKind.STAY,
-        data=_save(workbook),
+        data=workbook.save(),
         filename=_filename("留校学生情况统计表", on, unit=unit),
         ascii_filename=f"stay_{on:%Y%m%d}.xlsx",
         rows=count,
@@ -474,14 +442,14 @@ def rollup_ledger(*, user, on: dt.date, slot_code: str, unit: UnitRef | None = N
         level_labels = _labels(Level.choices)
         figure_labels = [str(RollupSnapshot._meta.get_field(name).verbose_name) for name in FIGURES]
         tag_labels = _labels(AttentionTag.choices)
-    workbook = _workbook()
+    workbook = XlsxWorkbook()
     count = 0
     for level in ROLLUP_SHEETS:
         ancestors = _ANCESTORS[level]
-        sheet = _sheet(workbook, level_labels[level], (14,) * len(ancestors) + (22,) + (8,) * (len(FIGURES) + 1))
+        sheet = workbook.sheet(level_labels[level], (14,) * len(ancestors) + (22,) + (8,) * (len(FIGURES) + 1))
         headers = [level_labels[a] for a in ancestors] + [level_labels[level], *figure_labels, "完成率(%)"]
         headers += [f"重点人员-{tag_labels[t]}" for t in _TAGS]
-        sheet.append(header_cells(sheet, headers))
+        sheet.header(headers)
         at_level = sorted(
             (r for r in shown if r.level == level),
             key=lambda r: (
@@ -493,7 +461,7 @@ def rollup_ledger(*, user, on: dt.date, slot_code: str, unit: UnitRef | None = N
             values: list[Any] = [names.get((a, getattr(r, f"{a}_id")), "") for a in ancestors]
             values += [r.name, *(int(r.counts.get(n, 0)) for n in FIGURES), r.completion]
             values += [int(r.tags.get(t, 0)) for t in _TAGS]
-            sheet.append(row_cells(sheet, values))
+            sheet.row(values)
             count += 1
     params = {
         "date": on.isoformat(),
@@ -503,7 +471,7 @@ def rollup_ledger(*, user, on: dt.date, slot_code: str, unit: UnitRef | None = N
     }
     return Ledger(
         kind=ExportKind.ROLLUP,
-        data=_save(workbook),
+        data=workbook.save(),
         filename=_filename("每日汇总表", on, _slot_label(slot_code), unit=unit),
         ascii_filename=f"rollup_{on:%Y%m%d}_{slot_code}.xlsx",
         rows=count,
@@ -529,26 +497,23 @@ def missing_ledger(*, user, on: dt.date, slot_code: str, unit: UnitRef | None = 
     monitor.  Anyone else is refused (PermissionDenied)."""
     students = Student.objects.filter(unit.student_q()) if unit is not None else None
     qs, detailed = report_missing(user=user, on=on, slot_code=slot_code, students=students)
-    workbook = _workbook()
+    workbook = XlsxWorkbook()
     count = 0
     if detailed:
-        sheet = _sheet(workbook, "未报名单", (14, 10, 22, 18, 14, 12, 17, 8, 10, 12))
-        sheet.append(
-            header_cells(
-                sheet,
-                [
-                    "学号",
-                    "姓名",
-                    "学院",
-                    "班级",
-                    "手机",
-                    "负责辅导员",
-                    "最近联系时间",
-                    "联系方式",
-                    "联系结果",
-                    "联系人",
-                ],
-            )
+        sheet = workbook.sheet("未报名单", (14, 10, 22, 18, 14, 12, 17, 8, 10, 12))
+        sheet.header(
+            [
+                "学号",
+                "姓名",
+                "学院",
+                "班级",
+                "手机",
+                "负责辅导员",
+                "最近联系时间",
+                "联系方式",
+                "联系结果",
+                "联系人",
+            ]
         )
         qs = qs.select_related("college").only(
             "id", "student_number", "name", "phone", "school_class__name", "college__name"
@@ -569,13 +534,13 @@ def missing_ledger(*, user, on: dt.date, slot_code: str, unit: UnitRef | None = 
                 outcomes.get(s.last_contact_outcome or "", ""),
                 s.last_contact_by or "",
             ]
-            sheet.append(row_cells(sheet, row))
+            sheet.row(row)
             count += 1
     else:
-        sheet = _sheet(workbook, "未报名单", (14, 10, 18))
-        sheet.append(header_cells(sheet, ["学号", "姓名", "班级"]))
+        sheet = workbook.sheet("未报名单", (14, 10, 18))
+        sheet.header(["学号", "姓名", "班级"])
         for s in qs.iterator(chunk_size=_chunk()):
-            sheet.append(row_cells(sheet, [s.student_number, s.name, s.school_class.name]))
+            sheet.row([s.student_number, s.name, s.school_class.name])
             count += 1
     params = {
         "date": on.isoformat(),
@@ -585,7 +550,7 @@ def missing_ledger(*, user, on: dt.date, slot_code: str, unit: UnitRef | None = 
     }
     return Ledger(
         kind=ExportKind.MISSING,
-        data=_save(workbook),
+        data=workbook.save(),
         filename=_filename("未报名单", on, _slot_label(slot_code), unit=unit),
         ascii_filename=f"missing_{on:%Y%m%d}_{slot_code}.xlsx",
         rows=count,
@@ -633,34 +598,31 @@ def abnormal_ledger(*, user, on: dt.date, slot_code: str | None = None, unit: Un
         flags = _labels(ReportFlag.choices)
         sources = _labels(ReportSource.choices)
         follow_ups = _labels(DailyReport._meta.get_field("follow_up").choices)
-    workbook = _workbook()
-    sheet = _sheet(workbook, "异常名单", (11, 6, 14, 10, 22, 18, 16, 8, 14, 8, 20, 12, 20, 8, 8, 28, 10, 17, 10, 24))
-    sheet.append(
-        header_cells(
-            sheet,
-            [
-                "日期",
-                "时段",
-                "学号",
-                "姓名",
-                "学院",
-                "班级",
-                "楼宇",
-                "宿舍",
-                "手机",
-                "体温(°C)",
-                "症状",
-                "健康状况",
-                "所在地",
-                "14天内到过风险地区",
-                "接触过病例",
-                "异常提示",
-                "来源",
-                "提交时间",
-                "跟进状态",
-                "备注",
-            ],
-        )
+    workbook = XlsxWorkbook()
+    sheet = workbook.sheet("异常名单", (11, 6, 14, 10, 22, 18, 16, 8, 14, 8, 20, 12, 20, 8, 8, 28, 10, 17, 10, 24))
+    sheet.header(
+        [
+            "日期",
+            "时段",
+            "学号",
+            "姓名",
+            "学院",
+            "班级",
+            "楼宇",
+            "宿舍",
+            "手机",
+            "体温(°C)",
+            "症状",
+            "健康状况",
+            "所在地",
+            "14天内到过风险地区",
+            "接触过病例",
+            "异常提示",
+            "来源",
+            "提交时间",
+            "跟进状态",
+            "备注",
+        ]
     )
     count = 0
     for r in qs.iterator(chunk_size=_chunk()):
@@ -690,7 +652,7 @@ def abnormal_ledger(*, user, on: dt.date, slot_code: str | None = None, unit: Un
             follow_ups.get(r.follow_up, r.follow_up),
             r.note,
         ]
-        sheet.append(row_cells(sheet, row))
+        sheet.row(row)
         count += 1
     params = {
         "date": on.isoformat(),
@@ -699,7 +661,7 @@ def abnormal_ledger(*, user, on: dt.date, slot_code: str | None = None, unit: Un
     }
     return Ledger(
         kind=ExportKind.ABNORMAL,
-        data=_save(workbook),
+        data=workbook.save(),
         filename=_filename("异常名单", on, _slot_label(slot_code) if slot_code else "", unit=unit),
         ascii_filename=f"abnormal_{on:%Y%m%d}.xlsx",
         rows=count,

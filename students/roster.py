@@ -52,7 +52,7 @@ from campuses.scoping import Scope
 from students.masking import mask_id_number, mask_phone
 from students.models import EnrolmentStatus, Gender, Student, Whereabouts
 from students.provinces import HometownError, hometown_label, resolve_hometown
-from students.xlsx import escape_formula
+from students.xlsx import XlsxWorkbook
 
 logger = logging.getLogger("tongxin.roster")
 
@@ -1324,37 +1324,16 @@ def roster_export_workbook(*, scope: Scope, queryset: QuerySet | None = None) ->
     Only students ``scope`` sees; phone and ID numbers in full only where
     :meth:`Scope.annotate_pii` allows; every cell is a text cell (format ``@``) so
     numbers keep their zeros and digits; values starting with = + - @ are prefixed
-    with ``'`` so no spreadsheet runs them.  Written in openpyxl's streaming mode."""
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Font
-    from openpyxl.utils import get_column_letter
-
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("花名册")
-    for index, header in enumerate(HEADERS, 1):
-        sheet.column_dimensions[get_column_letter(index)].width = _COLUMN_WIDTHS.get(header, 11)
-    sheet.freeze_panes = "A2"
-    # One styled cell per column, reused: write-only mode serialises each row on append.
-    cells = [WriteOnlyCell(sheet) for _ in HEADERS]
-    for cell in cells:
-        cell.number_format = "@"
+    with ``'`` so no spreadsheet runs them.  Written row by row (:class:`XlsxWorkbook`)."""
+    workbook = XlsxWorkbook()
+    sheet = workbook.sheet("花名册", [_COLUMN_WIDTHS.get(header, 11) for header in HEADERS])
     count = 0
     for index, values in enumerate(roster_export_rows(scope=scope, queryset=queryset)):
         if index == 0:
-            header = []
-            for value in values:
-                cell = WriteOnlyCell(sheet, value=value)
-                cell.font = Font(bold=True)
-                cell.number_format = "@"
-                header.append(cell)
-            sheet.append(header)
+            sheet.header(values)
             continue
-        for cell, value in zip(cells, values, strict=True):
-            cell.value = escape_formula(value)
-        sheet.append(cells)
+        sheet.row(values)
         count += 1
-    buffer = io.BytesIO()
-    workbook.save(buffer)
+    data = workbook.save()
     logger.info("roster export by user %s: %d students", scope.user_id, count)
-    return buffer.getvalue(), count
+    return data, count

