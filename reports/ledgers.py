@@ -219,7 +219,8 @@ class _Counts:
     tagged: int = 0
     abnormal: int = 0
 
-    def add(self, student: Student, tags: set[str], health: bool) -> None:
+    def add(self, student, tags: set[str], health: bool) -> None:
+        """Count ``student`` (a row with ``gender``, ``room_id`` and ``abnormal_today``)."""
         self.total += 1
         if student.gender == Gender.MALE:
             self.male += 1
@@ -243,6 +244,28 @@ def _flag(scope: Scope, roles: frozenset[str], prefix: str = "") -> ExpressionWr
     return ExpressionWrapper(scope.student_q(prefix=prefix, roles=roles), output_field=BooleanField())
 
 
+_STAY_COLUMNS = (
+    "id",
+    "student_number",
+    "name",
+    "gender",
+    "room_id",
+    "bed",
+    "phone",
+    "id_number",
+    "campus__name",
+    "college__name",
+    "grade__name",
+    "school_class__name",
+    "building__name",
+    "room__number",
+    "pii_phone",
+    "pii_id",
+    "health",
+    "abnormal_today",
+)
+
+
 def stay_ledger(*, user, on: dt.date, unit: UnitRef | None = None) -> Ledger:
     """《留校学生情况统计表》 of ``on``: enrolled students whose whereabouts is on campus,
     in ``user``'s scope (and under ``unit``).
@@ -264,8 +287,9 @@ def stay_ledger(*, user, on: dt.date, unit: UnitRef | None = None) -> Ledger:
     qs = (
         scope.annotate_pii(staying)
         .annotate(health=_flag(scope, HEALTH_ROLES), abnormal_today=Exists(abnormal_today))
-        .select_related("campus", "college", "grade", "school_class", "building", "room")
         .order_by("campus__code", "college__code", "-grade__year", "school_class__code", "student_number")
+        # Rows of values, not seven model instances a student (the student and six units).
+        .values_list(*_STAY_COLUMNS, named=True)
     )
     tags_of: dict[int, set[str]] = defaultdict(set)
     if show_health:
@@ -293,10 +317,10 @@ def stay_ledger(*, user, on: dt.date, unit: UnitRef | None = None) -> Ledger:
     count = 0
     for s in qs.iterator(chunk_size=_chunk()):
         health = bool(s.health)
-        tags = tags_of.get(s.pk, set()) if health else set()
+        tags = tags_of.get(s.id, set()) if health else set()
         for counts in (
-            by_college[(s.campus.name, s.college.name)],
-            by_building[(s.campus.name, s.building.name if s.building_id else "未登记宿舍")],
+            by_college[(s.campus__name, s.college__name)],
+            by_building[(s.campus__name, s.building__name or "未登记宿舍")],
             total,
         ):
             counts.add(s, tags, health)
@@ -304,12 +328,12 @@ def stay_ledger(*, user, on: dt.date, unit: UnitRef | None = None) -> Ledger:
             s.student_number,
             s.name,
             genders.get(s.gender, s.gender),
-            s.campus.name,
-            s.college.name,
-            s.grade.name,
-            s.school_class.name,
-            s.building.name if s.building_id else "",
-            s.room.number if s.room_id else "",
+            s.campus__name,
+            s.college__name,
+            s.grade__name,
+            s.school_class__name,
+            s.building__name or "",
+            s.room__number or "",
             s.bed,
             s.phone if s.pii_phone else mask_phone(s.phone),
             s.id_number if s.pii_id else mask_id_number(s.id_number),
