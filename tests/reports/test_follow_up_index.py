@@ -12,6 +12,7 @@ from django.db import connection, transaction
 
 from reports.models import DailyReport, FollowUp
 from reports.selectors import follow_up_list
+from students.models import Student
 from tests.reports.checkin import submit, today
 
 pytestmark = pytest.mark.django_db
@@ -26,28 +27,43 @@ def test_open_follow_ups_are_indexed_by_student_on_every_database():
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's plans")
 def test_the_morning_pages_earlier_follow_ups_are_read_by_student(world, slots):
-    """Every student of the world with a year of reports, one in 30 an open follow-up;
-    the counsellor of campus A's grade chases half of them.  Index paths only (the
-    tables are tiny, a sequential scan would win here): the list reads the by-student
-    index."""
+    """1,000 students more, each with 40 days of reports, one in 10 an open follow-up;
+    the counsellor of campus A's grade chases six of them.  Index paths only (the
+    tables are small, a sequential scan could win here): the list probes the
+    by-student index for the counsellor's students instead of reading every open
+    follow-up of the university."""
     normal = submit(world["A"].students[0]).report
     fever = submit(world["A"].students[1], temperature="38.5").report
     assert normal.follow_up == FollowUp.NONE and fever.follow_up == FollowUp.OPEN
+    student_columns = [
+        f.column
+        for f in Student._meta.concrete_fields
+        if f.column not in ("id", "student_number", "user_id", "bed", "room_id", "building_id")
+    ]
     columns = [
         f.column for f in DailyReport._meta.concrete_fields if f.column not in ("id", "date", "student_id", "client_id")
     ]
     with connection.cursor() as cursor:
-        # A year of reports of everyone; one day in 30 opened a follow-up.
+        # 1,000 more students on the other campus: the counsellor's are a few of many.
+        cursor.execute(
+            f"INSERT INTO students_student (student_number, bed, {', '.join(student_columns)}) "
+            f"SELECT 'X' || n, '', {', '.join(f's.{c}' for c in student_columns)} "
+            "FROM students_student s CROSS JOIN generate_series(1, 1000) n WHERE s.id = %s",
+            [world["B"].students[0].pk],
+        )
+        # 40 days of reports of everyone; one day in 10 opened a follow-up.
         cursor.execute(
             f"INSERT INTO reports_dailyreport (student_id, date, {', '.join(columns)}) "
             f"SELECT s.id, r.date - d, {', '.join(f'r.{c}' for c in columns)} "
-            "FROM reports_dailyreport r CROSS JOIN students_student s CROSS JOIN generate_series(1, 365) d "
-            "WHERE r.id = CASE WHEN d %% 30 = 0 THEN %s ELSE %s END",
+            "FROM reports_dailyreport r CROSS JOIN students_student s CROSS JOIN generate_series(1, 40) d "
+            "WHERE r.id = CASE WHEN d %% 10 = 0 THEN %s ELSE %s END",
             [fever.pk, normal.pk],
         )
+        cursor.execute("ANALYZE students_student")
         cursor.execute("ANALYZE reports_dailyreport")
     earlier = follow_up_list(user=world["A"].counsellor).filter(date__lt=today())
-    assert earlier.count() == 12 * len(world["A"].students)
+    assert earlier.count() == 4 * len(world["A"].students)
+    assert DailyReport.objects.filter(follow_up=FollowUp.OPEN).count() > 4 * 1000
     sql, params = earlier.query.sql_with_params()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
