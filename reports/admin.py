@@ -268,6 +268,10 @@ class MissingStudentAdmin(_CheckinAdmin, admin.ModelAdmin):
     date and slot (default: today, morning), with an action to mark them contacted."""
 
     view_roles = HEALTH_ROLES | selectors.NAMES_ONLY_ROLES
+    # The date and slot are the list's own (not filters of a wider list): Django's "of N
+    # in all" would count the same anti-join twice — 245 ms each for the university's
+    # 100,000 students.
+    show_full_result_count = False
     list_filter = [
         MissingDateFilter,
         MissingSlotFilter,
