@@ -45,17 +45,26 @@ class UnitListFilter(admin.RelatedFieldListFilter):
 
 
 class SlotCodeFilter(admin.SimpleListFilter):
-    """The slot, from the slot codes' fixed choices (never a DISTINCT over the rows)."""
+    """The slot, from the slot codes' fixed choices (never a DISTINCT over the rows);
+    ``lookup`` None where the list reads the slot itself."""
 
     title = _("时段")
     parameter_name = "slot"
-    lookup = "slot__code"
+    lookup: str | None = "slot__code"
 
     def lookups(self, request, model_admin):
         return SlotCode.choices
 
     def queryset(self, request, queryset):
-        return queryset.filter(**{self.lookup: self.value()}) if self.value() else queryset
+        if self.lookup is None or not self.value():
+            return queryset
+        return queryset.filter(**{self.lookup: self.value()})
+
+
+def _past_week() -> list[dt.date]:
+    """Today and the six days before it (local dates), the days the date filters offer."""
+    today = selectors.local_now().date()
+    return [today - dt.timedelta(days=n) for n in range(7)]
 
 
 class ReportDayFilter(admin.SimpleListFilter):
@@ -75,8 +84,7 @@ class ReportDayFilter(admin.SimpleListFilter):
         self.searching = bool(request.GET.get(admin.views.main.SEARCH_VAR))
 
     def lookups(self, request, model_admin):
-        today = selectors.local_now().date()
-        days = [(today - dt.timedelta(days=n)).isoformat() for n in range(7)]
+        days = [day.isoformat() for day in _past_week()]
         labels = [_("今天"), _("昨天"), *days[2:]]
         return [*zip(days, labels, strict=True), (self.ALL, _("全部日期"))]
 
@@ -233,22 +241,14 @@ class MissingDateFilter(admin.SimpleListFilter):
     parameter_name = "date"
 
     def lookups(self, request, model_admin):
-        today = selectors.local_now().date()
-        return [((today - dt.timedelta(days=n)).isoformat(), str(today - dt.timedelta(days=n))) for n in range(7)]
+        return [(day.isoformat(), str(day)) for day in _past_week()]
 
     def queryset(self, request, queryset):
         return queryset  # read by MissingStudentAdmin.get_queryset
 
 
-class MissingSlotFilter(admin.SimpleListFilter):
-    title = _("时段")
-    parameter_name = "slot"
-
-    def lookups(self, request, model_admin):
-        return SlotCode.choices
-
-    def queryset(self, request, queryset):
-        return queryset  # read by MissingStudentAdmin.get_queryset
+class MissingSlotFilter(SlotCodeFilter):
+    lookup = None  # read by MissingStudentAdmin.get_queryset
 
 
 class MissingChangeList(ChangeList):

@@ -186,6 +186,13 @@ def _listed(client, query: str = "") -> list[int]:
     return [r.pk for r in page.context["cl"].result_list]
 
 
+def _chosen_day(client, query: str = "") -> list[str]:
+    """The day filter's choices shown as selected."""
+    cl = client.get(reverse("admin:reports_dailyreport_changelist") + query).context["cl"]
+    days = next(f for f in cl.filter_specs if getattr(f, "parameter_name", "") == "day")
+    return [str(c["display"]) for c in days.choices(cl) if c["selected"]]
+
+
 def test_report_list_shows_today_unless_another_day_is_chosen(client, world, slots):
     """At 100,000 students 90 days are 11.7 million reports: the list is of one day —
     today by default, a day of the past week or every day on request, every day when
@@ -200,8 +207,9 @@ def test_report_list_shows_today_unless_another_day_is_chosen(client, world, slo
     assert _listed(client, "?day=all") == [new.pk, old.pk]
     assert _listed(client, f"?q={a.students[0].student_number}") == [old.pk]  # a search: every day
     assert _listed(client, f"?q={a.students[0].student_number}&day={today().isoformat()}") == []
-    html = client.get(reverse("admin:reports_dailyreport_changelist")).content.decode()
-    assert "今天" in html and "昨天" in html and "全部日期" in html
+    assert _chosen_day(client) == ["今天"]
+    assert _chosen_day(client, f"?day={yesterday.isoformat()}") == ["昨天"]
+    assert _chosen_day(client, "?day=all") == _chosen_day(client, "?q=0") == ["全部日期"]
     bad = client.get(reverse("admin:reports_dailyreport_changelist") + "?day=2026-13-45")
     assert bad.status_code == 302 and bad.url.endswith("?e=1")  # Django's "wrong filter" page
 
