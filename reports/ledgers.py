@@ -304,7 +304,7 @@ def stay_ledger(*, user, on: dt.date, unit: UnitRef | None = None) -> Ledger:
         tag_labels = _labels(AttentionTag.choices)
         genders = _labels(Gender.choices)
     workbook = XlsxWorkbook(title="留校学生情况统计表")
-    summary = workbook.sheet("统计表", (14, 24, 10, 8, 8, 10, *([10] * (len(_TAGS) + 2))), freeze=None)
+    summary = workbook.sheet("统计表", (14, 24, 10, 8, 8, 10, *([10] * (len(_TAGS) + 2))), freeze_header=False)
     listing = workbook.sheet("留校学生名单", (14, 10, 6, 12, 22, 10, 18, 16, 8, 6, 14, 21, 24, 10))
     list_headers = ["学号", "姓名", "性别", "校区", "学院", "年级", "班级", "楼宇", "宿舍", "床位", "手机", "身份证号"]
     if show_health:

@@ -64,23 +64,15 @@ class XlsxSheet:
         """A data row: strings become escaped text cells (format ``@``), booleans 是/否,
         ints, floats and decimals stay numbers (counts Excel can sum), None stays
         empty."""
-        write_string, write_number, text, row = (
-            self._sheet.write_string,
-            self._sheet.write_number,
-            self._text,
-            self._row,
-        )
         for column, value in enumerate(values):
             if value is None:
                 continue
-            if isinstance(value, str):
-                write_string(row, column, escape_formula(value), text)
-            elif isinstance(value, bool):
-                write_string(row, column, "是" if value else "否", text)
+            if isinstance(value, bool):
+                self._sheet.write_string(self._row, column, "是" if value else "否", self._text)
             elif isinstance(value, int | float | Decimal):
-                write_number(row, column, float(value))
+                self._sheet.write_number(self._row, column, float(value))
             else:
-                write_string(row, column, escape_formula(str(value)), text)
+                self._sheet.write_string(self._row, column, escape_formula(str(value)), self._text)
         self._row += 1
 
     def blank(self) -> None:
@@ -100,22 +92,20 @@ class XlsxWorkbook:
 
         self._buffer = io.BytesIO()
         # Strings are written as given: never turned into formulas, numbers or links.
-        options = {"constant_memory": True, "strings_to_formulas": False, "strings_to_numbers": False}
-        self._book = xlsxwriter.Workbook(self._buffer, options | {"strings_to_urls": False})
+        options = {"strings_to_formulas": False, "strings_to_numbers": False, "strings_to_urls": False}
+        self._book = xlsxwriter.Workbook(self._buffer, {"constant_memory": True, **options})
         if title:
             self._book.set_properties({"title": title})
         self._text = self._book.add_format({"num_format": "@"})
         self._header = self._book.add_format({"num_format": "@", "bold": True})
 
-    def sheet(self, title: str, widths: Iterable[float] = (), *, freeze: str | None = "A2") -> XlsxSheet:
-        """A new sheet with column ``widths`` (in characters) and, with ``freeze``
-        ("A2"), its first row frozen."""
+    def sheet(self, title: str, widths: Iterable[float] = (), *, freeze_header: bool = True) -> XlsxSheet:
+        """A new sheet with column ``widths`` (in characters), its first row frozen
+        unless ``freeze_header`` is false."""
         worksheet = self._book.add_worksheet(title)
         for column, width in enumerate(widths):
             worksheet.set_column(column, column, width)
-        if freeze:
-            if freeze != "A2":
-                raise ValueError(f"only the header row is frozen, not {freeze!r}")
+        if freeze_header:
             worksheet.freeze_panes(1, 0)
         return XlsxSheet(worksheet, self._text, self._header)
 

@@ -19,7 +19,7 @@ def test_cells_keep_identifiers_as_text_numbers_as_numbers_and_run_no_formula():
     listing.row(["0012024001", "=1+1", True, False, 3, Decimal("37.5"), None, "张三"])
     listing.blank()
     listing.row(["last"])
-    summary = book.sheet("统计", freeze=None)
+    summary = book.sheet("统计", freeze_header=False)
     summary.row([1])
     read = load_workbook(io.BytesIO(book.save()))
 
@@ -35,8 +35,3 @@ def test_cells_keep_identifiers_as_text_numbers_as_numbers_and_run_no_formula():
     assert row[4].data_type == row[5].data_type == "n"
     assert all(c.value is None for c in blank) and last[0].value == "last"
     assert all(c.data_type != "f" for r in sheet.iter_rows() for c in r)
-
-
-def test_only_the_header_row_is_frozen():
-    with pytest.raises(ValueError, match="header row"):
-        XlsxWorkbook().sheet("x", freeze="B2")
