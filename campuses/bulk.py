@@ -130,6 +130,20 @@ def insert_rows(model: type[models.Model], fields: Sequence[models.Field], rows:
     return written
 
 
+def in_array_sql() -> str:
+    """SQL that tests the expression before it against a list passed as one parameter
+    (:func:`array_param`), so a statement is the same whatever the number of values:
+    ``= ANY(%s)`` on PostgreSQL, ``IN (SELECT value FROM json_each(%s))`` on SQLite."""
+    return "= ANY(%s)" if connection.vendor == "postgresql" else "IN (SELECT value FROM json_each(%s))"
+
+
+def array_param(values: Iterable) -> object:
+    """``values`` as the one parameter of :func:`in_array_sql`: an array on PostgreSQL,
+    a JSON array on SQLite."""
+    values = list(values)
+    return values if connection.vendor == "postgresql" else json.dumps(values)
+
+
 def one_of(model: type[models.Model], field_name: str, values: Sequence, *, chunk: int) -> Iterator:
     """Filters that together select the rows of ``model`` whose ``field_name`` is one of
     ``values``: on PostgreSQL one — the values as one array parameter (``= ANY(%s)``),
@@ -142,7 +156,7 @@ def one_of(model: type[models.Model], field_name: str, values: Sequence, *, chun
     if connection.vendor == "postgresql":
         qn = connection.ops.quote_name
         column = f"{qn(model._meta.db_table)}.{qn(model._meta.get_field(field_name).column)}"
-        yield RawSQL(f"{column} = ANY(%s)", (values,), output_field=BooleanField())
+        yield RawSQL(f"{column} {in_array_sql()}", (array_param(values),), output_field=BooleanField())
         return
     for start in range(0, len(values), chunk):
         yield Q(**{f"{field_name}__in": values[start : start + chunk]})

@@ -10,7 +10,6 @@ student sees only their own reports.  Visibility always comes from
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -20,7 +19,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from campuses.bulk import convert_row, per_vendor, quoted_columns
+from campuses.bulk import array_param, convert_row, in_array_sql, per_vendor, quoted_columns
 from campuses.models import Assignment, Role
 from campuses.scoping import HEALTH_ROLES, Scope, scope_for
 from reports.models import CheckinSlot, DailyReport, Excusal
@@ -164,8 +163,8 @@ def _user_name(alias: str, column: dict[str, str]) -> str:
 def _missing_details_sql() -> str:
     """Per student of a list of ids: the responsible counsellor's name and the last
     contact (time, channel, outcome, who).  Parameters: the responsible roles, the day
-    twice, the ids — one array on PostgreSQL, one JSON array on SQLite (``json_each``),
-    so the statement is the same whatever the number of rows."""
+    twice, the ids as one parameter (:func:`campuses.bulk.in_array_sql`), so the
+    statement is the same whatever the number of rows."""
     from django.contrib.auth import get_user_model
 
     student_table, student = quoted_columns(Student)
@@ -174,7 +173,6 @@ def _missing_details_sql() -> str:
     user_table, user = quoted_columns(get_user_model())
     roles = ", ".join(["%s"] * len(RESPONSIBLE_ROLES))
     valid_from, valid_to = (f"a.{assignment[name]}" for name in ("valid_from", "valid_to"))
-    ids = "= ANY(%s)" if connection.vendor == "postgresql" else "IN (SELECT value FROM json_each(%s))"
     counsellor = (
         f"SELECT {_user_name('au', user)} FROM {assignment_table} a "
         f"INNER JOIN {user_table} au ON au.{user['id']} = a.{assignment['user']} "
@@ -194,7 +192,7 @@ def _missing_details_sql() -> str:
         f"SELECT d.id, d.counsellor, c.{contact['contacted_at']}, c.{contact['channel']}, c.{contact['outcome']}, "
         f"{_user_name('cu', user)} "
         f"FROM (SELECT s.{student['id']} AS id, ({counsellor}) AS counsellor, ({last_contact}) AS contact_id "
-        f"FROM {student_table} s WHERE s.{student['id']} {ids}) d "
+        f"FROM {student_table} s WHERE s.{student['id']} {in_array_sql()}) d "
         f"LEFT JOIN {contact_table} c ON c.{contact['id']} = d.contact_id "
         f"LEFT JOIN {user_table} cu ON cu.{user['id']} = c.{contact['contacted_by']}"
     )
@@ -218,9 +216,7 @@ def missing_details(students: Iterable[Student], *, on: dt.date) -> list[Student
     fields = [ContactLog._meta.get_field(name) for name in ("contacted_at", "channel", "outcome")]
     found = {}
     with connection.cursor() as cursor:
-        cursor.execute(
-            _missing_details_sql(), [*roles, day, day, ids if connection.vendor == "postgresql" else json.dumps(ids)]
-        )
+        cursor.execute(_missing_details_sql(), [*roles, day, day, array_param(ids)])
         for pk, counsellor, *contact in cursor.fetchall():
             found[pk] = (counsellor, *convert_row(ContactLog, fields, contact[:3]), contact[3])
     for s in rows:
