@@ -235,8 +235,9 @@ def measure(
         # The timed run must not reach the students the warm-up reported for (their
         # requests would be edits, not new reports): on a small university and a fast
         # machine it is cut to what 80 % of the first half of the tokens lasts.
-        if warmed["per_second"] > 0:
-            seconds = max(1, min(seconds, 0.8 * (n_tokens // 2) / warmed["per_second"]))
+        seconds = max(1, round(seconds))  # wrk takes whole seconds
+        if warmed["per_second"] > 0:  # rounded down, so the cut holds
+            seconds = max(1, min(seconds, int(0.8 * (n_tokens // 2) / warmed["per_second"])))
         if ceiling:
             run_wrk(path=CEILING_PATH + "?offset=2", out=workdir / "w2.json", run=3, **warm)
         before = _stored(today)
@@ -266,7 +267,7 @@ def measure(
         "tokens": n_tokens,
         "mint_seconds": round(mint_seconds, 1),
         "server": {"workers": workers, "threads": threads, "worker_class": "gthread"},
-        "wrk": {"seconds": max(1, round(seconds)), "connections": connections, "threads": wrk_threads},
+        "wrk": {"seconds": seconds, "connections": connections, "threads": wrk_threads},
         "queries_per_request": queries,
         **runs,
         "server_worker_peak_rss_mb": max((r for r in worker_rss if r is not None), default=None),
