@@ -234,10 +234,13 @@ def measure(
         warmed = run_wrk(path=PRODUCT_PATH, out=workdir / "w1.json", run=2, **warm)
         # The timed run must not reach the students the warm-up reported for (their
         # requests would be edits, not new reports): on a small university and a fast
-        # machine it is cut to what 80 % of the first half of the tokens lasts.
+        # machine it is cut to what 80 % of the first half of the tokens lasts.  Each wrk
+        # thread takes every `wrk_threads`-th token and one thread may send nearly all the
+        # requests, so a run of N requests can reach token N × wrk_threads; rounded down.
         seconds = max(1, round(seconds))  # wrk takes whole seconds
-        if warmed["per_second"] > 0:  # rounded down, so the cut holds
-            seconds = max(1, min(seconds, int(0.8 * (n_tokens // 2) / warmed["per_second"])))
+        if warmed["per_second"] > 0:
+            reach = wrk_threads * warmed["per_second"]  # tokens a second, at worst
+            seconds = max(1, min(seconds, int(0.8 * (n_tokens // 2) / reach)))
         if ceiling:
             run_wrk(path=CEILING_PATH + "?offset=2", out=workdir / "w2.json", run=3, **warm)
         before = _stored(today)

@@ -112,6 +112,9 @@ def checks_from(results: dict) -> list[dict]:
                                      1 / small["per_second"] if small["per_second"] else None, config=config,
                                      reference="submissions/s at the small size", unit="/s", note=note,
                                      shown=small["per_second"]))  # fmt: skip
+            edits = sum(n for code, n in small["statuses"].items() if code != "201")
+            if edits:  # the small run answered students it had already reported: not new submissions
+                out[-1] |= {"met": False, "note": f"{note}: {edits} not new reports, the growth is not valid"}
     else:
         target = "≥ 400/s, ≥ 0.6 of ceiling, p99 < 300 ms"
         out += _failed(results, "submit", [("1a", "1 POST /api/v1/reports/", target)])

@@ -309,6 +309,10 @@ def test_growth_rows_of_every_measurement():
     assert rows["5e"]["figure"] == 15 and rows["5e"]["met"] is False
     assert rows["6d"]["figure"] == 8 and rows["6d"]["met"] and rows["6d"]["reference_figure"] == 2.5
     assert all(r["target"] == "≤ 10× (linear)" for r in rows.values())
+    small_run = results["measurements"]["submit"]["small"]["result"]["product"]
+    small_run["statuses"] = {"201": 8, "200": 2}  # it reached students it had reported already
+    edited = next(c for c in checks_from(results) if c["id"] == "1f")
+    assert edited["met"] is False and edited["note"].endswith("2 not new reports, the growth is not valid")
     results["measurements"]["dashboard"].pop("small")
     assert "4e" not in {c["id"] for c in checks_from(results) if "growth" in c["measurement"]}
 
