@@ -117,6 +117,22 @@ def measure_round(*, today: dt.date, timeout: float = 300, worker: subprocess.Po
     }
 
 
+def measure_rounds(*, today: dt.date, runs: int, timeout: float = 300, worker: subprocess.Popen | None = None) -> dict:
+    """:func:`measure_round` ``runs`` times through the same worker (each round cleans
+    the one before): a round of a second or two at the small size moves by half from one
+    run to the next on this kind of machine, so the figure is the median round's, with
+    every round's time in ``runs_done_seconds``."""
+    rounds = [measure_round(today=today, timeout=timeout, worker=worker) for _ in range(max(runs, 1))]
+    return median_round(rounds)
+
+
+def median_round(rounds: list[dict]) -> dict:
+    """The round of median ``done_seconds`` (of an even number, the slower of the middle
+    two), with every round's time in ``runs_done_seconds``."""
+    chosen = sorted(rounds, key=lambda r: r["done_seconds"])[len(rounds) // 2]
+    return {**chosen, "runs_done_seconds": [r["done_seconds"] for r in rounds]}
+
+
 def _warm_broker() -> None:
     """Open the broker connection before timing (both sides pay it once, not per task)."""
     from config.tasks import ping_task

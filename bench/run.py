@@ -17,7 +17,9 @@ redis://127.0.0.1:6379/7, flushed at the start), ``BENCH_STUDENTS`` (100000),
 django-import-export, default 20000, extrapolated), ``BENCH_PER_STUDENT_TASKS``
 (tasks the one-task-per-student reference enqueues and times, default 20000,
 extrapolated to one per student), ``BENCH_IMPORT_RUNS`` (3: runs of the CSV imports and
-of the COPY, each into a fresh database; their median is the figure).
+of the COPY, each into a fresh database; their median is the figure),
+``BENCH_REMINDER_RUNS`` (3: reminder rounds at each size through the same worker; the
+median round is the figure).
 """
 
 from __future__ import annotations
@@ -252,13 +254,14 @@ def _step_reminders(opts) -> dict:
     from django.utils import timezone
 
     from bench.core import child_pids, process_peak_rss_mb
-    from bench.m_reminders import enqueue_per_student, measure_round, start_worker
+    from bench.m_reminders import enqueue_per_student, measure_rounds, start_worker
     from students.models import Student
 
     WORK.mkdir(parents=True, exist_ok=True)
     worker = start_worker(env=dict(os.environ), log_path=WORK / "celery-worker.log")
     try:
-        result = measure_round(today=timezone.localdate(), worker=worker)
+        runs = _env_int("BENCH_REMINDER_RUNS", 3)
+        result = measure_rounds(today=timezone.localdate(), runs=runs, worker=worker)
         pids = [worker.pid, *child_pids(worker.pid)]
         result["worker_peak_rss_mb"] = max((r for r in map(process_peak_rss_mb, pids) if r is not None), default=None)
     finally:
