@@ -99,6 +99,13 @@ def _round(value: float | None) -> float | None:
 # ---------------------------------------------------------------------------
 # Timing
 # ---------------------------------------------------------------------------
+def median_pick(items: list[dict], seconds: Callable[[dict], float]) -> dict:
+    """The item of median ``seconds(item)`` among ``items`` (of an even number, the slower
+    of the middle two): the one run kept whole where a figure is the median of repeated
+    runs (measurements 5 and 6)."""
+    return sorted(items, key=seconds)[len(items) // 2]
+
+
 def percentile(values: list[float], p: float) -> float:
     """The ``p``-th percentile (0–100) by linear interpolation between closest ranks."""
     if not values:

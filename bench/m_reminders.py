@@ -29,7 +29,7 @@ from pathlib import Path
 from django.db import connection
 from django.utils import timezone
 
-from bench.core import QueryCounter
+from bench.core import QueryCounter, median_pick
 from notifications.models import Delivery, DeliveryStatus, Notification
 from notifications.services import deliveries_dispatch
 from notifications.tasks import deliveries_dispatch_task
@@ -129,7 +129,7 @@ def measure_rounds(*, today: dt.date, runs: int, timeout: float = 300, worker: s
 def median_round(rounds: list[dict]) -> dict:
     """The round of median ``done_seconds`` (of an even number, the slower of the middle
     two), with every round's time in ``runs_done_seconds``."""
-    chosen = sorted(rounds, key=lambda r: r["done_seconds"])[len(rounds) // 2]
+    chosen = median_pick(rounds, lambda r: r["done_seconds"])
     return {**chosen, "runs_done_seconds": [r["done_seconds"] for r in rounds]}
 
 

@@ -37,7 +37,7 @@ import traceback
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from bench.core import cpu_shares, cpu_times
+from bench.core import cpu_shares, cpu_times, median_pick
 from bench.report import checks_from, markdown_table, print_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -481,10 +481,11 @@ def median_run(runs: list[dict]) -> dict:
     """The run of median time among ``runs`` (steps' JSON; of an even number, the slower
     of the middle two), with every run's seconds in ``runs_seconds``; the first error if
     none succeeded."""
-    done = sorted((r for r in runs if "error" not in r), key=lambda r: r["result"]["seconds"])
+    done = [r for r in runs if "error" not in r]
     if not done:
         return runs[0]
-    return {**done[len(done) // 2], "runs_seconds": [r["result"]["seconds"] for r in runs if "error" not in r]}
+    chosen = median_pick(done, lambda r: r["result"]["seconds"])
+    return {**chosen, "runs_seconds": [r["result"]["seconds"] for r in done]}
 
 
 def imports(
