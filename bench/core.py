@@ -106,6 +106,12 @@ def median_pick(items: list[dict], seconds: Callable[[dict], float]) -> dict:
     return sorted(items, key=seconds)[len(items) // 2]
 
 
+def round_complete(result: dict) -> bool:
+    """A reminder round (measurement 6) reached every expected student and delivered
+    every reminder it wrote."""
+    return result["notifications"] == result["expected_students"] == result["delivered"]
+
+
 def percentile(values: list[float], p: float) -> float:
     """The ``p``-th percentile (0–100) by linear interpolation between closest ranks."""
     if not values:

@@ -29,7 +29,7 @@ from pathlib import Path
 from django.db import connection
 from django.utils import timezone
 
-from bench.core import QueryCounter, median_pick
+from bench.core import QueryCounter, median_pick, round_complete
 from notifications.models import Delivery, DeliveryStatus, Notification
 from notifications.services import deliveries_dispatch
 from notifications.tasks import deliveries_dispatch_task
@@ -128,9 +128,15 @@ def measure_rounds(*, today: dt.date, runs: int, timeout: float = 300, worker: s
 
 def median_round(rounds: list[dict]) -> dict:
     """The round of median ``done_seconds`` (of an even number, the slower of the middle
-    two), with every round's time in ``runs_done_seconds``."""
+    two), with every round's time in ``runs_done_seconds`` and how many rounds were
+    complete (:func:`round_complete`) in ``runs_complete``: a round that reminded too few
+    counts against 6c even when it is not the median."""
     chosen = median_pick(rounds, lambda r: r["done_seconds"])
-    return {**chosen, "runs_done_seconds": [r["done_seconds"] for r in rounds]}
+    return {
+        **chosen,
+        "runs_done_seconds": [r["done_seconds"] for r in rounds],
+        "runs_complete": sum(1 for r in rounds if round_complete(r)),
+    }
 
 
 def _warm_broker() -> None:

@@ -170,6 +170,7 @@ def test_reminder_round_through_a_real_worker(university, celery_worker):
     result = m_reminders.measure_rounds(today=today, runs=2, timeout=60, worker=celery_worker.process)
     assert result["notifications"] == result["expected_students"] == result["delivered"] > 0
     assert len(result["runs_done_seconds"]) == 2 and result["done_seconds"] == max(result["runs_done_seconds"])
+    assert result["runs_complete"] == 2  # both rounds, not only the median one, reminded everyone expected
     result["per_student"] = per = m_reminders.enqueue_per_student(40, sample=20)
     assert per["purged"] >= 20 and per["timed_tasks"] == 20 and per["tasks"] == 40
     assert per["enqueue_seconds"] == pytest.approx(2 * per["timed_seconds"], abs=0.002)  # extrapolated to 40
@@ -183,12 +184,12 @@ def test_reminder_round_through_a_real_worker(university, celery_worker):
 
 def test_repeated_reminder_rounds_report_the_median_round_and_the_spread():
     def round_(seconds, reminded):
-        return {"done_seconds": seconds, "notifications": reminded}
+        return {"done_seconds": seconds, "notifications": reminded, "expected_students": 3, "delivered": reminded}
 
     chosen = m_reminders.median_round([round_(3.0, 1), round_(1.0, 2), round_(2.0, 3)])
-    assert chosen == {"done_seconds": 2.0, "notifications": 3, "runs_done_seconds": [3.0, 1.0, 2.0]}
+    assert chosen == {**round_(2.0, 3), "runs_done_seconds": [3.0, 1.0, 2.0], "runs_complete": 1}
     assert m_reminders.median_round([round_(1.0, 1), round_(4.0, 2)])["done_seconds"] == 4.0  # even: the slower
-    reminded = {"notifications": 10, "expected_students": 10, "delivered": 10, "tasks_enqueued": 2}
+    reminded = {"notifications": 10, "expected_students": 10, "delivered": 10, "tasks_enqueued": 2, "runs_complete": 3}
     large = {"done_seconds": 20.0, "enqueue_seconds": 0.01, "runs_done_seconds": [25.0, 20.0, 18.0], **reminded}
     large["per_student"] = {"tasks": 100, "enqueue_seconds": 1.0}
     small = {"done_seconds": 2.5, "enqueue_seconds": 0.01, "runs_done_seconds": [2.5, 4.0, 1.5], **reminded}
@@ -199,6 +200,44 @@ def test_repeated_reminder_rounds_report_the_median_round_and_the_spread():
     rows = {c["id"]: c for c in checks_from(results)}
     assert rows["6a"]["note"] == "10 reminded; median of 3 runs, 18–25 s"
     assert rows["6d"]["figure"] == 8 and rows["6d"]["note"].endswith("; median of 3 runs, 1.5–4 s")
+    assert rows["6c"]["met"] and rows["6c"]["note"] == (
+        "3 of 3 rounds complete at 100 students; 3 of 3 rounds complete at 10 students"
+    )
+    # A result of a single round (no runs: an older results file) is judged by its own counts.
+    del results["measurements"]["reminders"]["small"]
+    del large["runs_done_seconds"], large["runs_complete"]
+    single = {c["id"]: c for c in checks_from(results)}["6c"]
+    assert single["met"] and single["note"] == "1 of 1 rounds complete at 100 students"
+    large["delivered"] = 9
+    assert not {c["id"]: c for c in checks_from(results)}["6c"]["met"]
+
+
+def test_a_reminder_round_that_reminded_too_few_misses_6c_even_when_it_is_not_the_median():
+    def round_(seconds, reminded):
+        counts = {"notifications": reminded, "expected_students": 10, "delivered": reminded, "tasks_enqueued": 2}
+        return {
+            "done_seconds": seconds,
+            "enqueue_seconds": 0.01,
+            **counts,
+            "per_student": {"tasks": 100, "enqueue_seconds": 1.0},
+        }
+
+    def table(large_rounds, small_rounds):
+        large, small = m_reminders.median_round(large_rounds), m_reminders.median_round(small_rounds)
+        results = {
+            "config": {"students": 100, "small_students": 10},
+            "measurements": {"reminders": {"large": {"result": large}, "small": {"result": small}}},
+        }
+        return {c["id"]: c for c in checks_from(results)}
+
+    whole = [round_(2.0, 10), round_(1.0, 10), round_(3.0, 10)]
+    assert table(whole, whole)["6c"]["met"]
+    # The slowest large round reminded 4 of 10: the median (2.0 s) is complete, the measurement is not.
+    short = table([round_(2.0, 10), round_(1.0, 10), round_(3.0, 4)], whole)["6c"]
+    assert short["figure"] == 10 and not short["met"]
+    assert short["note"] == "2 of 3 rounds complete at 100 students; 3 of 3 rounds complete at 10 students"
+    # A short round at the small size misses it as well (the growth row compares those rounds).
+    assert not table(whole, [round_(0.5, 10), round_(0.2, 9), round_(0.9, 10)])["6c"]["met"]
 
 
 @pytest.fixture
