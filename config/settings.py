@@ -187,6 +187,7 @@ CELERY_BEAT_SCHEDULE = {
     "cluster-detect": {"task": "reports.cluster_detect", "schedule": 600.0, "options": {"expires": 540}},
     "notifications-purge": {"task": "notifications.notifications_purge", "schedule": crontab(hour=3, minute=30)},
     "jwt-flush-expired": {"task": "reports.flush_expired_tokens", "schedule": crontab(hour=4, minute=10)},
+    "ledger-jobs-dispatch": {"task": "reports.ledger_jobs_dispatch", "schedule": 5.0, "options": {"expires": 4}},
 }
 
 # ---------------------------------------------------------------------------
@@ -330,6 +331,14 @@ TONGXIN = {
     "CLUSTER_MIN_CASES": env.int("TONGXIN_CLUSTER_MIN_CASES", default=3),
     "CLUSTER_WINDOW_HOURS": env.int("TONGXIN_CLUSTER_WINDOW_HOURS", default=48),
     "CLUSTER_LEVELS": env.list("TONGXIN_CLUSTER_LEVELS", default=["room", "building", "school_class"]),
+    # Background ledgers (后台导出, reports.ledger_jobs): a student list over this many
+    # enrolled students is built by the worker, not in the request; its file is kept this
+    # many hours; a job is tried this many times, and one running longer than the lease
+    # (seconds) is taken to have lost its worker.
+    "LEDGER_SYNC_MAX_STUDENTS": env.int("TONGXIN_LEDGER_SYNC_MAX_STUDENTS", default=20000),
+    "LEDGER_JOB_KEEP_HOURS": env.int("TONGXIN_LEDGER_JOB_KEEP_HOURS", default=72),
+    "LEDGER_JOB_MAX_ATTEMPTS": 3,
+    "LEDGER_JOB_LEASE_SECONDS": 900,
 }
 
 # ---------------------------------------------------------------------------

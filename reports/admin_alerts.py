@@ -22,6 +22,7 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from simple_history.admin import SimpleHistoryAdmin
@@ -37,7 +38,8 @@ from reports.alerts import (
     cluster_alert_acknowledge,
     cluster_alert_close,
 )
-from reports.export_models import ExportKind, ExportRecord, LedgerDownload
+from reports.export_models import ExportKind, ExportRecord, LedgerDownload, LedgerJob, LedgerJobStatus
+from reports.ledger_jobs import STUDENT_LIST_KINDS, keep_hours, sync_max_students
 from reports.ledgers import LEDGER_KINDS, checkin_slot_codes, may_export_ledger
 from reports.models import SlotCode
 
@@ -196,8 +198,25 @@ class ClusterAlertAdmin(ScopedAdminMixin, SimpleHistoryAdmin):
         return TemplateResponse(request, "admin/reports/clusteralert/close.html", context)
 
 
+class ViewOnlyAdminMixin:
+    """An admin page nobody adds to, changes or deletes from, and without bulk actions
+    (the export audit, the ledger pages): whatever the role."""
+
+    def has_add_permission(self, request: HttpRequest, *args) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def get_actions(self, request: HttpRequest):
+        return {}
+
+
 @admin.register(ExportRecord)
-class ExportRecordAdmin(ScopedAdminMixin, admin.ModelAdmin):
+class ExportRecordAdmin(ViewOnlyAdminMixin, ScopedAdminMixin, admin.ModelAdmin):
     """导出记录: who exported what and how many rows; the university admin only;
     append-only (no add, change or delete, for anyone)."""
 
@@ -212,18 +231,6 @@ class ExportRecordAdmin(ScopedAdminMixin, admin.ModelAdmin):
 
     def scope_queryset(self, scope: Scope, qs: QuerySet) -> QuerySet:
         return qs if scope.has_role(Role.UNIVERSITY_ADMIN) else qs.none()
-
-    def has_add_permission(self, request: HttpRequest, *args) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def get_actions(self, request: HttpRequest):
-        return {}
 
     @admin.display(description=_("参数"))
     def parameters_shown(self, obj: ExportRecord) -> str:
@@ -243,22 +250,13 @@ MAX_CLASSES_IN_MENU = 200
 
 
 @admin.register(LedgerDownload)
-class LedgerDownloadAdmin(ScopedAdminMixin, admin.ModelAdmin):
+class LedgerDownloadAdmin(ViewOnlyAdminMixin, ScopedAdminMixin, admin.ModelAdmin):
     """台账下载: a page of download forms (date, slot, unit in scope) for the ledgers
     the user may export.  Lists nothing itself; the downloads are recorded in the
     export audit."""
 
     view_roles = ALL_ROLES
     add_roles = change_roles = delete_roles = NO_ROLES
-
-    def has_add_permission(self, request: HttpRequest, *args) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
     def get_urls(self):
         from django.urls import path
@@ -286,7 +284,13 @@ class LedgerDownloadAdmin(ScopedAdminMixin, admin.ModelAdmin):
             ExportKind.ABNORMAL: "ledgers:abnormal",
         }
         ledgers = [
-            {"kind": kind, "label": labels[kind], "url": reverse(urls[kind]), "slot": kind != ExportKind.STAY}
+            {
+                "kind": kind,
+                "label": labels[kind],
+                "url": reverse(urls[kind]),
+                "slot": kind != ExportKind.STAY,
+                "background": kind in STUDENT_LIST_KINDS,
+            }
             for kind in LEDGER_KINDS
             if may_export_ledger(scope, kind)
         ]
@@ -299,5 +303,46 @@ class LedgerDownloadAdmin(ScopedAdminMixin, admin.ModelAdmin):
             "units": units,
             "slots": [(code, SlotCode(code).label) for code in codes],
             "today": timezone.localdate().isoformat(),
+            "sync_max_students": sync_max_students(),
+            "jobs_url": reverse("admin:reports_ledgerjob_changelist"),
         }
         return TemplateResponse(request, "admin/reports/ledger_download.html", context)
+
+
+@admin.register(LedgerJob)
+class LedgerJobAdmin(ViewOnlyAdminMixin, ScopedAdminMixin, admin.ModelAdmin):
+    """后台导出: the ledgers the user asked to be built in the background, their state
+    and, once built, the download link.  Everyone sees only their own jobs, whatever
+    the role (the file holds what the owner's scope and masking allowed); nothing is
+    added, changed or deleted here."""
+
+    view_roles = ALL_ROLES
+    add_roles = change_roles = delete_roles = NO_ROLES
+    list_display = ["created_at", "kind", "parameters_shown", "students", "status", "row_count", "finished_at", "file"]
+    list_filter = ["status", "kind"]
+    show_full_result_count = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # Owner only, superusers included: the file is the owner's view of the data.
+        return self.model.objects.filter(user=request.user).defer("data")
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        pending = self.get_queryset(request).filter(status__in=[LedgerJobStatus.QUEUED, LedgerJobStatus.RUNNING])
+        extra = {
+            "refresh_seconds": 5 if pending.exists() else None,
+            "keep_hours": keep_hours(),
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, extra_context=extra)
+
+    @admin.display(description=_("参数"))
+    def parameters_shown(self, obj: LedgerJob) -> str:
+        labels = {"date": _("日期"), "slot": _("时段"), "unit": _("范围")}
+        return "；".join(f"{labels.get(k, k)} {v}" for k, v in obj.parameters.items() if v)
+
+    @admin.display(description=_("文件"))
+    def file(self, obj: LedgerJob) -> str:
+        if obj.status == LedgerJobStatus.DONE:
+            url = reverse("ledgers:job_download", args=[obj.pk])
+            return format_html('<a class="ledger-job-download" href="{}">{}</a>', url, obj.filename)
+        return obj.error if obj.status == LedgerJobStatus.FAILED else "—"

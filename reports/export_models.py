@@ -64,3 +64,66 @@ class LedgerDownload(ExportRecord):
         proxy = True
         verbose_name = _("台账下载")
         verbose_name_plural = _("台账下载")
+
+
+class LedgerJobStatus(models.TextChoices):
+    QUEUED = "queued", _("排队中")
+    RUNNING = "running", _("生成中")
+    DONE = "done", _("已完成")
+    FAILED = "failed", _("失败")
+    EXPIRED = "expired", _("已过期")
+
+
+#: A job in these states is still to finish: a second request for the same ledger joins it.
+LEDGER_JOB_ACTIVE = (LedgerJobStatus.QUEUED, LedgerJobStatus.RUNNING)
+
+
+class LedgerJob(models.Model):
+    """A ledger built in the background (后台导出): a whole campus's or university's
+    《留校学生情况统计表》 takes seconds to tens of seconds to write, too long to hold a
+    web thread.  The request checks the parameters and the user's right to them, then
+    stores the job; a Celery task builds the workbook as that user (scope and masking
+    at build time, the export audit written then), and the file is kept here for its
+    owner alone to download until it expires (:mod:`reports.ledger_jobs`).  Kept in the
+    database, not on a disk, so that web and worker processes on different hosts need
+    share nothing else."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.CASCADE, related_name="ledger_jobs", verbose_name=_("申请人")
+    )
+    kind = models.CharField(_("台账"), max_length=20, choices=ExportKind.choices)
+    #: The request's parameters as checked: ``date`` (ISO), ``slot`` (code or ""), ``unit`` (``level:id`` or "").
+    parameters = models.JSONField(_("参数"), default=dict)
+    #: ``kind`` and the parameters: one active job per user and ledger (a double click joins it).
+    dedupe_key = models.CharField(max_length=200)
+    #: How many students the selection held when asked (why it went to the background).
+    students = models.PositiveIntegerField(_("范围内学生数"), default=0)
+    status = models.CharField(_("状态"), max_length=10, choices=LedgerJobStatus.choices, default=LedgerJobStatus.QUEUED)
+    attempts = models.PositiveSmallIntegerField(_("尝试次数"), default=0)
+    filename = models.CharField(_("文件名"), max_length=255, blank=True)
+    ascii_filename = models.CharField(max_length=255, blank=True)
+    data = models.BinaryField(null=True, editable=False)
+    row_count = models.PositiveIntegerField(_("行数"), null=True, blank=True)
+    error = models.TextField(_("失败原因"), blank=True)
+    created_at = models.DateTimeField(_("申请时间"), auto_now_add=True)
+    started_at = models.DateTimeField(_("开始时间"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("后台导出")
+        verbose_name_plural = _("后台导出")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=ExportKind.values), name="ledger_job_kind_valid"),
+            models.CheckConstraint(condition=Q(status__in=LedgerJobStatus.values), name="ledger_job_status_valid"),
+            models.UniqueConstraint(
+                fields=["user", "dedupe_key"], condition=Q(status__in=LEDGER_JOB_ACTIVE), name="ledger_job_one_active"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["user", "created_at"], name="ledger_job_user_time"),
+            models.Index(fields=["status", "created_at"], name="ledger_job_status_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.created_at:%Y-%m-%d %H:%M} ({self.get_status_display()})"

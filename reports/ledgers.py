@@ -710,22 +710,52 @@ _BUILDERS: dict[str, Callable[..., Ledger]] = {
 LEDGER_KINDS: tuple[str, ...] = tuple(_BUILDERS)
 
 
-def ledger_export(
+@dataclass(frozen=True)
+class LedgerRequest:
+    """A ledger request whose parameters are checked: the kind, the day, the slot code
+    (None: every slot, the abnormal list only) and the unit inside the user's scope."""
+
+    kind: str
+    on: dt.date
+    slot_code: str | None
+    unit: UnitRef | None
+
+    @property
+    def parameters(self) -> dict[str, str]:
+        """As stored with a background job (JSON), and read back by :func:`ledger_request`."""
+        return {"date": self.on.isoformat(), "slot": self.slot_code or "", "unit": self.unit.param if self.unit else ""}
+
+
+def ledger_request(
     *, user, kind: str, date: str | None = None, slot: str | None = None, unit: str | None = None
-) -> Ledger:
-    """Build the ledger ``kind`` from raw request parameters (``date`` ISO, ``slot``
-    code, ``unit`` ``level:id``) and record the export.  Raises LedgerError (bad
-    parameters), PermissionDenied (role) or DoesNotExist (unit not in scope)."""
+) -> LedgerRequest:
+    """Check the raw request parameters (``date`` ISO, ``slot`` code, ``unit``
+    ``level:id``).  Raises LedgerError (bad parameters) or DoesNotExist (unit not in
+    ``user``'s scope); the role is checked by the builder."""
     if kind not in _BUILDERS:
         raise LedgerError({"kind": ValidationError(_("未知的台账。"), code="invalid")})
     on = ledger_date(date)
     slot_code = ledger_slot(slot, required=kind != ExportKind.ABNORMAL)
-    unit_ref = unit_resolve(user=user, value=unit)
-    ledger = _BUILDERS[kind](user=user, on=on, slot_code=slot_code, unit=unit_ref)
+    return LedgerRequest(kind=kind, on=on, slot_code=slot_code, unit=unit_resolve(user=user, value=unit))
+
+
+def ledger_build(*, user, request: LedgerRequest) -> Ledger:
+    """Build the ledger of a checked request as ``user`` sees it now, and record the
+    export.  Raises PermissionDenied when the role may not export it."""
+    ledger = _BUILDERS[request.kind](user=user, on=request.on, slot_code=request.slot_code, unit=request.unit)
     export_record(
         user=user, kind=ledger.kind, parameters=ledger.parameters, row_count=ledger.rows, filename=ledger.filename
     )
     return ledger
+
+
+def ledger_export(
+    *, user, kind: str, date: str | None = None, slot: str | None = None, unit: str | None = None
+) -> Ledger:
+    """Build the ledger ``kind`` from raw request parameters and record the export
+    (:func:`ledger_request`, then :func:`ledger_build`).  Raises LedgerError (bad
+    parameters), PermissionDenied (role) or DoesNotExist (unit not in scope)."""
+    return ledger_build(user=user, request=ledger_request(user=user, kind=kind, date=date, slot=slot, unit=unit))
 
 
 def may_export_ledger(scope: Scope, kind: str) -> bool:

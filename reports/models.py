@@ -340,6 +340,6 @@ class MissingStudent(Student):
 # The nightly roll-up, its sign-off and the reminder ladder live in their own modules;
 # importing them here registers their models with the reports app.
 from reports.alert_models import AlertState, ClusterAlert, ClusterAlertStudent, ClusterLevel  # noqa: E402, F401
-from reports.export_models import ExportKind, ExportRecord, LedgerDownload  # noqa: E402, F401
+from reports.export_models import ExportKind, ExportRecord, LedgerDownload, LedgerJob  # noqa: E402, F401
 from reports.reminder_models import Anchor, ReminderRun, ReminderStep, StepKind  # noqa: E402, F401
 from reports.rollup_models import Level, RollupRun, RollupSnapshot, SignOff, SignOffState  # noqa: E402, F401

@@ -99,3 +99,12 @@ def cluster_detect_task(now: str | None = None) -> int:
 
     at = dt.datetime.fromisoformat(now) if now else None
     return len(cluster_detect(now=at).raised)
+
+
+@shared_task(name="reports.ledger_jobs_dispatch", ignore_result=True)
+def ledger_jobs_dispatch_task(now: str | None = None) -> dict:
+    """Every 5 s: build the queued background ledgers, put back those whose worker
+    died, expire old files (see reports.ledger_jobs).  Safe to run several at once."""
+    from reports.ledger_jobs import ledger_jobs_dispatch
+
+    return ledger_jobs_dispatch(now=dt.datetime.fromisoformat(now) if now else None)

@@ -16,4 +16,5 @@ urlpatterns = [
     path("rollup/", views_ledgers.rollup, name="rollup"),
     path("missing/", views_ledgers.missing, name="missing"),
     path("abnormal/", views_ledgers.abnormal, name="abnormal"),
+    path("jobs/<int:pk>/download/", views_ledgers.job_download, name="job_download"),
 ]

@@ -89,3 +89,32 @@ def test_worker_sends_each_campus_round_in_a_task_of_its_own(worker, world):
     assert delivered.count() == len(students_told) > 0
     assert worker.log().count("reports.reminder_step[") >= 2, worker.log()
     assert "notifications.deliveries_dispatch[" in worker.log()
+
+
+def test_worker_builds_a_background_ledger_for_its_owner(worker, world, client, settings):
+    from django.urls import reverse
+
+    from reports.export_models import ExportRecord, LedgerJob, LedgerJobStatus
+    from reports.tasks import ledger_jobs_dispatch_task
+    from tests.reports.test_ledger_jobs import text_of
+
+    make_slots(world)
+    a, b = world["A"], world["B"]
+    settings.TONGXIN = {**settings.TONGXIN, "LEDGER_SYNC_MAX_STUDENTS": 5}
+    client.force_login(a.coordinator)
+    response = client.get(reverse("ledgers:stay"))  # six students: over the limit
+    assert response.status_code == 302
+    job = LedgerJob.objects.get()
+    ledger_jobs_dispatch_task.delay()  # as beat does every 5 s
+    ledger_jobs_dispatch_task.delay()  # a second dispatch at once finds it claimed
+    worker.wait_for(
+        lambda: LedgerJob.objects.filter(pk=job.pk, status__in=["done", "failed"]).exists(), what="the ledger job"
+    )
+    job.refresh_from_db()
+    assert (job.status, job.error, job.row_count) == (LedgerJobStatus.DONE, "", len(a.students))
+    assert ExportRecord.objects.get().username == a.coordinator.username
+    downloaded = client.get(reverse("ledgers:job_download", args=[job.pk]))
+    assert downloaded.status_code == 200
+    text = text_of(downloaded.content)
+    assert all(s.student_number in text for s in a.students)
+    assert not any(s.student_number in text for s in b.students)
