@@ -26,6 +26,8 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from campuses.scoping import scope_for
 from students.roster import (
@@ -70,14 +72,16 @@ def audited_roster_response(request: HttpRequest, scope, *, queryset=None, templ
 
 class RosterImportForm(forms.Form):
     file = forms.FileField(
-        label="花名册文件",
-        help_text="Excel（.xlsx）或 CSV（UTF-8 或 GBK 编码）；表头行须含“学号”等列名。",
-        validators=[FileExtensionValidator(["xlsx", "csv"], message="只支持 .xlsx 或 .csv 文件")],
+        label=gettext_lazy("花名册文件"),
+        help_text=gettext_lazy("Excel（.xlsx）或 CSV（UTF-8 或 GBK 编码）；表头行须含“学号”等列名。"),
+        validators=[FileExtensionValidator(["xlsx", "csv"], message=gettext_lazy("只支持 .xlsx 或 .csv 文件"))],
     )
     allow_partial = forms.BooleanField(
-        label="只导入没有问题的行", required=False, help_text="不勾选时，文件中有任何问题都不会导入。"
+        label=gettext_lazy("只导入没有问题的行"),
+        required=False,
+        help_text=gettext_lazy("不勾选时，文件中有任何问题都不会导入。"),
     )
-    dry_run = forms.BooleanField(label="只校验，不保存", required=False)
+    dry_run = forms.BooleanField(label=gettext_lazy("只校验，不保存"), required=False)
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("label_suffix", "")
@@ -123,7 +127,7 @@ class RosterAdminMixin:
         return super().changelist_view(request, {**context, **(extra_context or {})})
 
     # -- export -------------------------------------------------------------
-    @admin.action(description="导出花名册(Excel)")
+    @admin.action(description=gettext_lazy("导出花名册(Excel)"))
     def export_roster_xlsx(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
         scope = scope_for(request.user)
         if not may_export(scope):
@@ -159,7 +163,8 @@ class RosterAdminMixin:
                 if result.imported:
                     self.message_user(
                         request,
-                        f"花名册已导入：新增 {result.created}，更新 {result.updated}，未变 {result.unchanged}。",
+                        _("花名册已导入：新增 %(created)s，更新 %(updated)s，未变 %(unchanged)s。")
+                        % {"created": result.created, "updated": result.updated, "unchanged": result.unchanged},
                         messages.SUCCESS,
                     )
         else:
@@ -168,7 +173,7 @@ class RosterAdminMixin:
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "app_label": self.opts.app_label,
-            "title": "导入花名册",
+            "title": _("导入花名册"),
             "form": form,
             "result": result,
             "errors": result.errors[:MAX_SHOWN_ERRORS] if result else [],

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from django.utils.translation import gettext as _
+
 
 @dataclass(frozen=True)
 class Province:
@@ -91,7 +93,7 @@ def resolve_hometown(value: str) -> tuple[str, str]:
     if _CODE_RE.match(value):
         province = PROVINCE_BY_PREFIX.get(value[:2])
         if province is None:
-            raise HometownError(f"行政区划代码 {value} 的前两位不是有效的省级代码")
+            raise HometownError(_("行政区划代码 %(code)s 的前两位不是有效的省级代码") % {"code": value})
         city = f"{value[:4]}00"
         return province.code, "" if city == province.code else city
     province = PROVINCE_BY_NAME.get(value)
@@ -101,7 +103,7 @@ def resolve_hometown(value: str) -> tuple[str, str]:
                 province = PROVINCE_BY_NAME[name]
                 break
     if province is None:
-        raise HometownError("应为6位行政区划代码或省份名称(如 370202 或 山东省)")
+        raise HometownError(_("应为6位行政区划代码或省份名称(如 370202 或 山东省)"))
     return province.code, ""
 
 

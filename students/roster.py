@@ -45,6 +45,8 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, connection, transaction
 from django.db.models import BooleanField, ExpressionWrapper, QuerySet, Value
 from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from campuses.bulk import insert_history_of, insert_rows, one_of, update_objects
 from campuses.models import Building, Campus, College, Grade, Role, Room, SchoolClass
@@ -141,7 +143,7 @@ _SCIENTIFIC_RE = re.compile(r"^\d+(\.\d+)?[eE][+-]?\d+$")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 _EXCEL_DIGITS = 15  # Excel keeps 15 significant digits of a number
-_AS_TEXT_HINT = "请将该列单元格格式设置为“文本”后重新填写"
+_AS_TEXT_HINT = gettext_lazy("请将该列单元格格式设置为“文本”后重新填写")
 
 ProgressCallback = Callable[[int, int, str], None]
 
@@ -180,7 +182,13 @@ class RosterImportResult:
         return len({e.row for e in self.errors})
 
 
-UNIT_LABELS = {"college": "学院", "grade": "年级", "school_class": "班级", "building": "楼宇", "room": "宿舍"}
+UNIT_LABELS = {
+    "college": gettext_lazy("学院"),
+    "grade": gettext_lazy("年级"),
+    "school_class": gettext_lazy("班级"),
+    "building": gettext_lazy("楼宇"),
+    "room": gettext_lazy("宿舍"),
+}
 
 
 def may_import(scope: Scope) -> bool:
@@ -269,7 +277,9 @@ def _xlsx_cell_text(value: Any, header: str | None) -> tuple[str, str | None]:
         return ("是" if value else "否"), None
     if isinstance(value, int | float | Decimal):
         if header in TEXT_NUMBER_HEADERS and _significant_digits(value) > _EXCEL_DIGITS:
-            return _number_text(value), f"该单元格被 Excel 存成了数字，超过15位的数字已丢失精度；{_AS_TEXT_HINT}"
+            return _number_text(value), _("该单元格被 Excel 存成了数字，超过15位的数字已丢失精度；%(hint)s") % {
+                "hint": _AS_TEXT_HINT
+            }
         return _number_text(value), None
     if isinstance(value, dt.datetime):
         return value.date().isoformat() if value.time() == dt.time() else value.isoformat(sep=" "), None
@@ -292,7 +302,7 @@ def _find_header(rows: Iterable[tuple[int, list[str]]], parsed: ParsedRoster) ->
             if name not in HEADERS:
                 continue  # unknown columns are ignored
             if name in seen:
-                parsed.errors.append(RosterError(number, name, f"表头中“{name}”列出现了不止一次"))
+                parsed.errors.append(RosterError(number, name, _("表头中“%(name)s”列出现了不止一次") % {"name": name}))
                 parsed.fatal = True
             seen[name] = index
         parsed.columns = seen
@@ -302,18 +312,19 @@ def _find_header(rows: Iterable[tuple[int, list[str]]], parsed: ParsedRoster) ->
                 RosterError(
                     number,
                     "、".join(missing),
-                    f"缺少必填列：{'、'.join(missing)}（表头须含 {'、'.join(REQUIRED_HEADERS)}）",
+                    _("缺少必填列：%(missing)s（表头须含 %(required)s）")
+                    % {"missing": "、".join(missing), "required": "、".join(REQUIRED_HEADERS)},
                 )
             )
             parsed.fatal = True
         partial_dorm = [h for h in (H_BUILDING, H_ROOM) if h not in seen]
         if any(h in seen for h in DORM_HEADERS) and partial_dorm:
             parsed.errors.append(
-                RosterError(number, "、".join(partial_dorm), "填写住宿信息须同时包含“楼宇”和“宿舍”两列")
+                RosterError(number, "、".join(partial_dorm), _("填写住宿信息须同时包含“楼宇”和“宿舍”两列"))
             )
             parsed.fatal = True
         return True
-    parsed.errors.append(RosterError(0, "", "未找到表头行：前10行中须有一行含“学号”等列名"))
+    parsed.errors.append(RosterError(0, "", _("未找到表头行：前10行中须有一行含“学号”等列名")))
     parsed.fatal = True
     return False
 
@@ -326,7 +337,7 @@ def _read_csv(data: bytes, parsed: ParsedRoster, progress: ProgressCallback | No
         try:
             text = data.decode("gb18030")
         except UnicodeDecodeError:
-            parsed.errors.append(RosterError(0, "", "无法识别文件编码，请另存为 UTF-8 或 GBK 编码的 CSV"))
+            parsed.errors.append(RosterError(0, "", _("无法识别文件编码，请另存为 UTF-8 或 GBK 编码的 CSV")))
             parsed.fatal = True
             return
     total = text.count("\n") + 1
@@ -346,7 +357,12 @@ def _read_csv(data: bytes, parsed: ParsedRoster, progress: ProgressCallback | No
                 value = cells[index] if index < len(cells) else ""
                 if value and _SCIENTIFIC_RE.match(value):
                     parsed.errors.append(
-                        RosterError(number, header, f"“{value}”是科学计数法，原号码已丢失；{_AS_TEXT_HINT}")
+                        RosterError(
+                            number,
+                            header,
+                            _("“%(value)s”是科学计数法，原号码已丢失；%(hint)s")
+                            % {"value": value, "hint": _AS_TEXT_HINT},
+                        )
                     )
         if number % step == 0:
             _notify(progress, number, total, STAGE_READ)
@@ -372,7 +388,9 @@ def _read_xlsx(source: IO[bytes], parsed: ParsedRoster, progress: ProgressCallba
         workbook = load_workbook(source, read_only=True, data_only=True)
     except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError) as exc:
         parsed.errors.append(
-            RosterError(0, "", f"无法读取 Excel 文件（{exc.__class__.__name__}），请确认是 .xlsx 格式")
+            RosterError(
+                0, "", _("无法读取 Excel 文件（%(error)s），请确认是 .xlsx 格式") % {"error": exc.__class__.__name__}
+            )
         )
         parsed.fatal = True
         return
@@ -428,7 +446,7 @@ def roster_parse(
     head = source.read(4)
     source.seek(0)
     if suffix == ".xls" or head.startswith(b"\xd0\xcf\x11\xe0"):
-        parsed.errors.append(RosterError(0, "", "不支持旧版 .xls 文件，请在 Excel 中另存为 .xlsx"))
+        parsed.errors.append(RosterError(0, "", _("不支持旧版 .xls 文件，请在 Excel 中另存为 .xlsx")))
         parsed.fatal = True
     elif suffix in {".xlsx", ".xlsm"} or head.startswith(b"PK\x03\x04"):
         _read_xlsx(source, parsed, progress)
@@ -536,33 +554,37 @@ class _Validator:
         units: dict[str, str] = {}
         for header in REQUIRED_HEADERS:
             if not got.get(header, ""):
-                row.error(header, "必填项为空")
+                row.error(header, _("必填项为空"))
         value = _digits_text(got.get(H_NUMBER, ""))
         if value:
             if len(value) > self.len_number or not _STUDENT_NUMBER_RE.match(value):
-                row.error(H_NUMBER, f"学号“{value}”格式不对：只能含字母、数字、-、_，最长{self.len_number}位")
+                row.error(
+                    H_NUMBER,
+                    _("学号“%(value)s”格式不对：只能含字母、数字、-、_，最长%(max)s位")
+                    % {"value": value, "max": self.len_number},
+                )
             row.student_number = value
         value = got.get(H_NAME, "")
         if len(value) > self.len_name:
-            row.error(H_NAME, f"姓名超过{self.len_name}个字")
+            row.error(H_NAME, _("姓名超过%(max)s个字") % {"max": self.len_name})
         row.fields["name"] = value
         value = got.get(H_GENDER, "")
         if value:
             if value in self.genders:
                 row.fields["gender"] = self.genders[value]
             else:
-                row.error(H_GENDER, f"性别应为“男”或“女”，不是“{value}”")
+                row.error(H_GENDER, _("性别应为“男”或“女”，不是“%(value)s”") % {"value": value})
         value = got.get(H_GRADE, "")
         if value:
             match = _GRADE_RE.match(value)
             if not match or not 1950 <= int(match.group(1)) <= 2100:
-                row.error(H_GRADE, f"年级应写成“2024级”或“2024”，不是“{value}”")
+                row.error(H_GRADE, _("年级应写成“2024级”或“2024”，不是“%(value)s”") % {"value": value})
             else:
                 units[H_GRADE] = match.group(1)
         for header in (H_CAMPUS, H_COLLEGE, H_CLASS):
             value = got.get(header, "")
             if len(value) > self.len_unit:
-                row.error(header, f"名称超过{self.len_unit}个字")
+                row.error(header, _("名称超过%(max)s个字") % {"max": self.len_unit})
             units[header] = value
         if H_BUILDING in self.has:
             self._dorm(row, got, units)
@@ -571,7 +593,9 @@ class _Validator:
             try:
                 province, city = resolve_hometown(got.get(H_HOMETOWN, ""))
             except HometownError as exc:
-                row.error(H_HOMETOWN, f"“{got.get(H_HOMETOWN, '')}”无法识别：{exc}")
+                row.error(
+                    H_HOMETOWN, _("“%(value)s”无法识别：%(error)s") % {"value": got.get(H_HOMETOWN, ""), "error": exc}
+                )
             else:
                 row.fields["hometown_province"] = province
                 row.fields["hometown_city"] = city
@@ -588,35 +612,39 @@ class _Validator:
                 row.fields[name] = labels[value]
             else:
                 allowed = "、".join(k for k in labels if not k.isascii())
-                row.error(header, f"“{value}”不是有效的{header}，可选：{allowed}")
+                row.error(
+                    header,
+                    _("“%(value)s”不是有效的%(column)s，可选：%(allowed)s")
+                    % {"value": value, "column": header, "allowed": allowed},
+                )
         if H_GUARDIAN in self.has:
             value = got.get(H_GUARDIAN, "")
             if len(value) > self.len_guardian:
-                row.error(H_GUARDIAN, f"监护人姓名超过{self.len_guardian}个字")
+                row.error(H_GUARDIAN, _("监护人姓名超过%(max)s个字") % {"max": self.len_guardian})
             row.fields["guardian_name"] = value
         return row, units
 
     def _dorm(self, row: _Row, got: dict[str, str], units: dict[str, str]) -> None:
         building, room, bed = got.get(H_BUILDING, ""), got.get(H_ROOM, ""), got.get(H_BED, "")
         if building and not room:
-            row.error(H_ROOM, "填写了楼宇但宿舍为空")
+            row.error(H_ROOM, _("填写了楼宇但宿舍为空"))
         if room and not building:
-            row.error(H_BUILDING, "填写了宿舍但楼宇为空")
+            row.error(H_BUILDING, _("填写了宿舍但楼宇为空"))
         if bed and not room:
-            row.error(H_BED, "填写了床位但宿舍为空")
+            row.error(H_BED, _("填写了床位但宿舍为空"))
         if len(room) > self.len_room:
-            row.error(H_ROOM, f"宿舍号超过{self.len_room}个字符")
+            row.error(H_ROOM, _("宿舍号超过%(max)s个字符") % {"max": self.len_room})
         if len(bed) > self.len_bed:
-            row.error(H_BED, f"床位超过{self.len_bed}个字符")
+            row.error(H_BED, _("床位超过%(max)s个字符") % {"max": self.len_bed})
         if len(building) > self.len_unit:
-            row.error(H_BUILDING, f"楼宇名称超过{self.len_unit}个字")
+            row.error(H_BUILDING, _("楼宇名称超过%(max)s个字") % {"max": self.len_unit})
         units[H_BUILDING], units[H_ROOM] = building, room
         row.bed = bed
 
     def _contact(self, row: _Row, got: dict[str, str]) -> None:
         for header, name, pattern, hint in (
-            (H_PHONE, "phone", _PHONE_RE, "应为11位手机号"),
-            (H_GUARDIAN_PHONE, "guardian_phone", _GUARDIAN_PHONE_RE, "应为11位手机号或带区号的固定电话"),
+            (H_PHONE, "phone", _PHONE_RE, _("应为11位手机号")),
+            (H_GUARDIAN_PHONE, "guardian_phone", _GUARDIAN_PHONE_RE, _("应为11位手机号或带区号的固定电话")),
         ):
             if header not in self.has:
                 continue
@@ -635,9 +663,11 @@ class _Validator:
                 row.masked["id_number"] = value
             elif value and not id_number_valid(value):
                 if len(value) != 18:
-                    row.error(H_ID, f"身份证号应为18位，“{value}”是{len(value)}位")
+                    row.error(
+                        H_ID, _("身份证号应为18位，“%(value)s”是%(length)s位") % {"value": value, "length": len(value)}
+                    )
                 else:
-                    row.error(H_ID, f"身份证号“{value}”校验位或出生日期不正确")
+                    row.error(H_ID, _("身份证号“%(value)s”校验位或出生日期不正确") % {"value": value})
             else:
                 row.fields["id_number"] = value
 
@@ -652,7 +682,10 @@ def _check_duplicate_numbers(rows: list[_Row]) -> None:
         if len(group) > 1:
             lines = "、".join(str(r.number) for r in group)
             for row in group:
-                row.error(H_NUMBER, f"学号 {number} 在文件中重复出现（第 {lines} 行）")
+                row.error(
+                    H_NUMBER,
+                    _("学号 %(number)s 在文件中重复出现（第 %(lines)s 行）") % {"number": number, "lines": lines},
+                )
 
 
 def _check_duplicate_beds(rows: list[_Row], labels: dict[int, str]) -> None:
@@ -666,7 +699,11 @@ def _check_duplicate_beds(rows: list[_Row], labels: dict[int, str]) -> None:
         if len(group) > 1:
             lines = "、".join(str(r.number) for r in group)
             for row in group:
-                row.error(H_BED, f"{labels[row.number]} 的床位 {bed} 在文件中被分配了多次（第 {lines} 行）")
+                row.error(
+                    H_BED,
+                    _("%(room)s 的床位 %(bed)s 在文件中被分配了多次（第 %(lines)s 行）")
+                    % {"room": labels[row.number], "bed": bed, "lines": lines},
+                )
 
 
 # ---------------------------------------------------------------------------
@@ -772,10 +809,10 @@ class _Tree:
             return
         campus_ids = self.campus_by_label.get(label, [])
         if not campus_ids:
-            row.error(H_CAMPUS, f"校区“{label}”不存在（校区须先由管理员建立）")
+            row.error(H_CAMPUS, _("校区“%(campus)s”不存在（校区须先由管理员建立）") % {"campus": label})
             return
         if len(campus_ids) > 1:
-            row.error(H_CAMPUS, f"校区“{label}”不唯一，请填写校区代码")
+            row.error(H_CAMPUS, _("校区“%(campus)s”不唯一，请填写校区代码") % {"campus": label})
             return
         campus_id = row.campus_id = campus_ids[0]
         college_label, year, class_label = units[H_COLLEGE], units.get(H_GRADE), units[H_CLASS]
@@ -805,13 +842,16 @@ class _Tree:
             return True
         # Name the highest level refused: that is the unit the importer does not hold.
         if not college:
-            row.error(H_COLLEGE, f"无权在该校区新建学院“{college_label}”：超出您的管理范围")
+            row.error(H_COLLEGE, _("无权在该校区新建学院“%(college)s”：超出您的管理范围") % {"college": college_label})
         elif college not in self.covered_colleges and (not grade or grade not in self.covered_grades):
-            row.error(H_COLLEGE, f"无权导入到学院“{college_label}”：超出您的管理范围")
+            row.error(H_COLLEGE, _("无权导入到学院“%(college)s”：超出您的管理范围") % {"college": college_label})
         elif not grade or grade not in self.covered_grades:
-            row.error(H_GRADE, f"无权导入到{college_label} {year}级：超出您的管理范围")
+            row.error(
+                H_GRADE,
+                _("无权导入到%(college)s %(year)s级：超出您的管理范围") % {"college": college_label, "year": year},
+            )
         else:
-            row.error(H_CLASS, f"无权导入到班级“{class_label}”：超出您的管理范围")
+            row.error(H_CLASS, _("无权导入到班级“%(class)s”：超出您的管理范围") % {"class": class_label})
         return False
 
     def _resolve_room(self, row: _Row, campus_id: int, building_label: str, room_label: str, *, check: bool) -> None:
@@ -823,9 +863,16 @@ class _Tree:
             return  # the row is already refused for its class; one message is enough
         if room:
             if room not in self.assignable_rooms:
-                row.error(H_ROOM, f"无权把学生安排到 {building_label} {room_label}：超出您的管理范围")
+                row.error(
+                    H_ROOM,
+                    _("无权把学生安排到 %(building)s %(room)s：超出您的管理范围")
+                    % {"building": building_label, "room": room_label},
+                )
         elif campus_id not in self.dorm_campuses:
-            row.error(H_BUILDING, f"无权在该校区新建宿舍 {building_label} {room_label}")
+            row.error(
+                H_BUILDING,
+                _("无权在该校区新建宿舍 %(building)s %(room)s") % {"building": building_label, "room": room_label},
+            )
 
 
 # ---------------------------------------------------------------------------
@@ -841,7 +888,10 @@ def _load_existing(tree: _Tree, rows: list[_Row]) -> None:
             row = by_number[student.student_number]
             row.existing = student
             if not student.roster_in_scope:
-                row.error(H_NUMBER, f"学号 {student.student_number} 已属于您管理范围以外的学生，不能修改")
+                row.error(
+                    H_NUMBER,
+                    _("学号 %(number)s 已属于您管理范围以外的学生，不能修改") % {"number": student.student_number},
+                )
 
 
 def _apply_masked(row: _Row) -> None:
@@ -853,7 +903,7 @@ def _apply_masked(row: _Row) -> None:
         if stored and masker(stored) == value:
             row.fields[name] = stored
         else:
-            row.error(headers[name], f"“{value}”是脱敏后的号码，不能导入；请填写完整号码")
+            row.error(headers[name], _("“%(value)s”是脱敏后的号码，不能导入；请填写完整号码") % {"value": value})
 
 
 def _check_beds(tree: _Tree, rows: list[_Row]) -> None:
@@ -890,9 +940,9 @@ def _check_beds(tree: _Tree, rows: list[_Row]) -> None:
             mover = by_number.get(number)
             if mover is None or not mover.clean:
                 if number in visible:
-                    row.error(H_BED, f"该床位已有学生入住（学号 {number}），请先调整其床位")
+                    row.error(H_BED, _("该床位已有学生入住（学号 %(number)s），请先调整其床位") % {"number": number})
                 else:
-                    row.error(H_BED, "该床位已有您管理范围以外的学生入住，请联系宿舍管理人员调整")
+                    row.error(H_BED, _("该床位已有您管理范围以外的学生入住，请联系宿舍管理人员调整"))
                 changed = True
 
 
@@ -1068,7 +1118,7 @@ def roster_import(
     created, updated and left unchanged, writing nothing.  ``progress`` is called as
     ``progress(done, total, stage)`` once per batch."""
     if not may_import(scope):
-        raise PermissionDenied("导入花名册需要学工部、学院学工或校区专班职务")
+        raise PermissionDenied(_("导入花名册需要学工部、学院学工或校区专班职务"))
     result = RosterImportResult(dry_run=dry_run)
     parsed = roster_parse(source=source, filename=filename, progress=progress)
     if parsed.fatal:
@@ -1076,7 +1126,7 @@ def roster_import(
         return result
     result.total_rows = len(parsed.rows)
     if not parsed.rows:
-        result.errors = [RosterError(0, "", "文件中没有数据行")]
+        result.errors = [RosterError(0, "", _("文件中没有数据行"))]
         return result
 
     validator = _Validator(parsed)
@@ -1130,7 +1180,9 @@ def roster_import(
         logger.warning("roster import refused by the database: %s", exc)
         result.created = result.updated = result.unchanged = 0
         result.units_created = {}
-        result.errors.append(RosterError(0, "", f"数据库拒绝了本次导入（可能有人同时修改了数据），请重试：{exc}"))
+        result.errors.append(
+            RosterError(0, "", _("数据库拒绝了本次导入（可能有人同时修改了数据），请重试：%(error)s") % {"error": exc})
+        )
         return result
     result.imported = not dry_run
     logger.info(

@@ -1,4 +1,6 @@
 import pytest
+from django.conf import settings
+from django.utils import translation
 
 from tests.world import build_world
 
@@ -9,6 +11,16 @@ pytest_plugins = ["tests.celery_utils"]
 def _fast_password_hasher(settings):
     """PBKDF2 at production strength costs ~0.3 s a user; tests make dozens."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Every test starts in the default language: a request in English (a cookie, a
+    header) leaves English active in the thread, which would leak into the next test's
+    direct service calls."""
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 @pytest.fixture

@@ -289,3 +289,36 @@ def test_blank_template_has_only_the_headers(world, as_user):
     headers, rows, _sheet = read(response.content)
     assert tuple(headers) == HEADERS and rows == {}
     assert "roster_template_" in response["Content-Disposition"]
+
+
+def test_upload_page_and_its_problems_are_in_english_when_asked(world, as_user, tmp_path, settings):
+    """Chinese first, English available: only the file's own words stay Chinese (its
+    column names, the values it holds and the units they name)."""
+    import re
+
+    client = as_user(world["A"].college_admin)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    rows = [
+        student_row(world, seq=1),
+        student_row(world, seq=2, 性别="?", 身份证号="123"),
+        student_row(world, "B", seq=3),
+    ]
+    path = write_csv(tmp_path / "r.csv", rows)
+    file_words = {*HEADERS, "男", "女", "文本", *(v for row in rows for v in row.values() if v)}
+
+    def left_in_chinese(html: str) -> set[str]:
+        text = re.sub(r"<code>.*?</code>|<[^>]+>", " ", html)
+        for word in sorted(file_words, key=len, reverse=True):
+            text = text.replace(word, " ")
+        return set(re.findall(r"[\u3400-\u9fff]+", text))
+
+    page = client.get(reverse(IMPORT_URL)).content.decode()
+    refused = _upload(client, path).content.decode()
+    partial = _upload(client, path, allow_partial="on").content.decode()
+
+    assert "Upload a roster" in page and "nothing was imported" in refused and "Import done" in partial
+    assert "Gender should be 男 or 女" in refused and "An ID number has 18 characters" in refused
+    assert "outside your scope" in refused
+    assert left_in_chinese(page) == left_in_chinese(refused) == left_in_chinese(partial) == set()
+    buttons = client.get(reverse(CHANGELIST_URL)).content.decode()
+    assert ">Import a roster</a>" in buttons and ">Export the roster of my scope</a>" in buttons
