@@ -111,7 +111,11 @@ class ClusterAlert(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_level_display()} {self.unit_name}（{self.case_count}人）"
+        return _("%(level)s %(unit)s（%(n)s人）") % {
+            "level": self.get_level_display(),
+            "unit": self.unit_name,
+            "n": self.case_count,
+        }
 
     @property
     def active(self) -> bool:

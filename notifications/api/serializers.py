@@ -3,6 +3,7 @@ services, and the read endpoints take no body)."""
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from notifications.models import Notification
@@ -23,4 +24,4 @@ class UnreadCountSerializer(serializers.Serializer):
 
 
 class ReadAllResultSerializer(serializers.Serializer):
-    updated = serializers.IntegerField(min_value=0, help_text="通知被标为已读的条数")
+    updated = serializers.IntegerField(min_value=0, help_text=_("通知被标为已读的条数"))
