@@ -283,6 +283,12 @@ def _step_reminders_inprocess(opts) -> dict:
     return measure_inprocess(today=timezone.localdate())
 
 
+def _step_ledger(opts) -> dict:
+    from bench.m_ledger import measure
+
+    return measure()
+
+
 def _step_import_product(opts) -> dict:
     from bench.m_import import import_product
 
@@ -315,12 +321,13 @@ STEPS = {
     "submit": _step_submit,
     "reminders": _step_reminders,
     "reminders_inprocess": _step_reminders_inprocess,
+    "ledger": _step_ledger,
     "import_product": _step_import_product,
     "parse_xlsx": _step_parse_xlsx,
     "copy_raw": _step_copy_raw,
     "import_ie": _step_import_ie,
 }
-MEASUREMENTS = ("rollup", "missing", "dashboard", "submit", "reminders", "import")
+MEASUREMENTS = ("rollup", "missing", "dashboard", "submit", "reminders", "import", "ledger")
 
 
 # ---------------------------------------------------------------------------
@@ -464,6 +471,8 @@ def run(args) -> int:
         }
     if "import" in only:
         m["import"] = imports(runner, import_base, roster, students, small, ie_rows, import_runs)
+    if "ledger" in only:
+        m["ledger"] = {"large": runner.child("ledger", main)}
 
     results["machine"]["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["machine"]["seconds"] = round(time.monotonic() - runner.started, 1)

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from bench import data, m_dashboard, m_import, m_missing, m_reminders, m_rollup, m_submit
+from bench import data, m_dashboard, m_import, m_ledger, m_missing, m_reminders, m_rollup, m_submit
 from bench.report import checks_from, markdown_table
 from reports.models import CheckinSlot, DailyReport
 from reports.rollup_models import RollupSnapshot
@@ -94,6 +94,26 @@ def test_missing_list_measurement(university):
         assert _numbers(level["api"]["p95_ms"], level["bare_sql"]["p95_ms"], level["queries"], level["missing"])
         assert level["bare_sql_statements"] >= 1
     _assert_checked(_rows("missing", result, result, "3"))
+
+
+def test_stay_ledger_measurement(university, settings):
+    """The whole university's 留校学生情况统计表 (here 150 students, over a lowered limit):
+    each timed request stores a job and redirects; the worker's build and the old
+    synchronous one hold the same rows."""
+    from reports.export_models import ExportRecord, LedgerJob
+    from students.models import EnrolmentStatus, Whereabouts
+
+    settings.TONGXIN = {**settings.TONGXIN, "LEDGER_SYNC_MAX_STUDENTS": 100}
+    result = m_ledger.measure(repeats=2)
+    staying = Student.objects.filter(whereabouts=Whereabouts.ON_CAMPUS, enrolment_status=EnrolmentStatus.ENROLLED)
+    assert result["rows"] == result["sync_rows"] == staying.count() > 0
+    assert result["students"] > result["sync_max_students"] == 100
+    assert result["request"]["runs"] == 2 and result["bytes"] > 0 and result["queries"] > 0
+    assert not LedgerJob.objects.exists() and ExportRecord.objects.filter(kind="stay").count() == 2  # build + sync
+    rows = _rows("ledger", result, prefix="7")
+    assert [r["id"] for r in rows] == ["7a"] and rows[0]["met"] is None
+    assert rows[0]["reference_figure"] == result["sync_build"]["median_ms"]
+    _assert_checked(rows)
 
 
 def test_dashboard_measurement(university):

@@ -1,0 +1,76 @@
+"""Beyond the six measurements (informational, no target in issue 6): the whole
+university's 《留校学生情况统计表》 as its university admin asks for it.
+
+- figure: ``GET /ledgers/stay/`` through Django's test client — a selection over
+  ``TONGXIN["LEDGER_SYNC_MAX_STUDENTS"]``, so the request checks it, stores a background
+  job (后台导出) and redirects; each timed request first forgets the job before it, so
+  every one stores a new job rather than joining one;
+- reference: the same ledger built in the request, as every ledger was before the
+  background exports (:func:`reports.ledgers.ledger_export`: what the worker now does);
+- also: the worker's build of the last job (:func:`reports.ledger_jobs.ledger_jobs_dispatch`,
+  in this process), its rows and the file's size.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.db import connection, reset_queries
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from bench.core import summary, timings
+from bench.data import duty_holder
+from campuses.models import Role
+from reports.export_models import LedgerJob, LedgerJobStatus
+from reports.ledger_jobs import ledger_jobs_dispatch, sync_max_students
+from reports.ledgers import ledger_export
+
+
+def measure(*, repeats: int = 20, builds: int = 1) -> dict:
+    user = duty_holder(Role.UNIVERSITY_ADMIN)
+    client = Client()
+    client.force_login(user)
+    url = reverse("ledgers:stay")
+    jobs = LedgerJob.objects.filter(user=user)
+    jobs.delete()
+
+    def ask():
+        jobs.delete()
+        response = client.get(url)
+        if response.status_code != 302:
+            raise RuntimeError(f"{url} answered {response.status_code}, not a redirect to the background")
+
+    reset_queries()
+    with CaptureQueriesContext(connection) as captured:
+        ask()
+    queries = len(captured.captured_queries)
+    request = timings(ask, repeats=repeats, warmup=1)
+    job = jobs.get()
+
+    started = time.perf_counter()
+    dispatched = ledger_jobs_dispatch()
+    built_seconds = time.perf_counter() - started
+    job.refresh_from_db()
+    if job.status != LedgerJobStatus.DONE or dispatched["run"] != 1:
+        raise RuntimeError(f"the background build ended {job.status}: {job.error}")
+
+    sync = []
+    for _ in range(max(builds, 1)):
+        started = time.perf_counter()
+        ledger = ledger_export(user=user, kind="stay")
+        sync.append(time.perf_counter() - started)
+    jobs.delete()
+    return {
+        "as": "university_admin",
+        "students": job.students,
+        "sync_max_students": sync_max_students(),
+        "rows": job.row_count,
+        "bytes": len(bytes(job.data)),
+        "request": summary(request),
+        "queries": queries,
+        "background_build_seconds": round(built_seconds, 3),
+        "sync_build": summary(sync),
+        "sync_rows": ledger.rows,
+    }
