@@ -403,12 +403,12 @@ def _steps(results: dict):
         r("reminders", "small_inprocess"),
         _get(r("reminders", "small_inprocess"), "result", "queries", default="—"),
     )
-    if "ledger" in m:
-        yield "7 stay ledger (request; build)", r("ledger", "large"), _get(m, "ledger", "large", "result", "queries")
     if rm:
         yield "6 Celery worker", {"peak_rss_mb": rm.get("worker_peak_rss_mb")}, "—"
     if sub:
         yield "1 gunicorn worker", {"peak_rss_mb": sub.get("server_worker_peak_rss_mb")}, "—"
+    if "ledger" in m:
+        yield "7 stay ledger (request; build)", r("ledger", "large"), _get(m, "ledger", "large", "result", "queries")
 
 
 def details_markdown(results: dict) -> str:
