@@ -337,8 +337,10 @@ class LedgerJobAdmin(ViewOnlyAdminMixin, ScopedAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=_("参数"))
     def parameters_shown(self, obj: LedgerJob) -> str:
-        labels = {"date": _("日期"), "slot": _("时段"), "unit": _("范围")}
-        return "；".join(f"{labels.get(k, k)} {v}" for k, v in obj.parameters.items() if v)
+        p = obj.parameters
+        slot = SlotCode(p["slot"]).label if p.get("slot") in SlotCode.values else _("全天")
+        unit = p.get("unit_name") or (p.get("unit") or _("我的全部管理范围"))
+        return "；".join((p.get("date", ""), str(slot), str(unit)))
 
     @admin.display(description=_("文件"))
     def file(self, obj: LedgerJob) -> str:

@@ -113,8 +113,14 @@ def ledger_job_queue(*, user, request: LedgerRequest, students: int = 0) -> Ledg
             return active
         try:
             with transaction.atomic():
+                # The unit's name as it was asked for, for the list of jobs (not read back).
+                unit_name = request.unit.name if request.unit else ""
                 return LedgerJob.objects.create(
-                    user=user, kind=request.kind, parameters=request.parameters, dedupe_key=key, students=students
+                    user=user,
+                    kind=request.kind,
+                    parameters={**request.parameters, "unit_name": unit_name},
+                    dedupe_key=key,
+                    students=students,
                 )
         except IntegrityError:  # the same request, at the same moment, from another thread
             continue

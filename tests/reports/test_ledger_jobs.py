@@ -106,7 +106,10 @@ def test_under_the_limit_the_file_comes_at_once_and_background_can_be_asked(worl
     response = ask(client, a.counsellor, "missing", background="1")
     assert response.status_code == 302
     job = LedgerJob.objects.get()
-    assert job.parameters == {"date": timezone.localdate().isoformat(), "slot": "morning", "unit": ""}
+    assert job.parameters == {"date": timezone.localdate().isoformat(), "slot": "morning", "unit": "", "unit_name": ""}
+    assert f"{job.parameters['date']}；晨检；我的全部管理范围" in client.get(JOBS_URL).content.decode()
+    ask(client, a.counsellor, "abnormal", background="1", unit=f"school_class:{a.classes[0].pk}")
+    assert f"；全天；{a.classes[0].name}</td>" in client.get(JOBS_URL).content.decode()
 
 
 def test_the_roll_up_workbook_is_never_queued(world, client, slots, small_limit, broker_down):
