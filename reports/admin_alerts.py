@@ -318,8 +318,9 @@ class LedgerJobAdmin(ViewOnlyAdminMixin, ScopedAdminMixin, admin.ModelAdmin):
 
     view_roles = ALL_ROLES
     add_roles = change_roles = delete_roles = NO_ROLES
-    list_display = ["created_at", "kind", "parameters_shown", "students", "status", "row_count", "finished_at", "file"]
-    list_filter = ["status", "kind"]
+    list_display = ["asked_at", "kind", "parameters_shown", "students", "status", "row_count", "file"]
+    list_display_links = None  # nothing to open: the file is the link
+    list_filter = ["status"]
     show_full_result_count = False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
@@ -329,11 +330,16 @@ class LedgerJobAdmin(ViewOnlyAdminMixin, ScopedAdminMixin, admin.ModelAdmin):
     def changelist_view(self, request: HttpRequest, extra_context=None):
         pending = self.get_queryset(request).filter(status__in=[LedgerJobStatus.QUEUED, LedgerJobStatus.RUNNING])
         extra = {
+            "title": _("我的后台导出"),
             "refresh_seconds": 5 if pending.exists() else None,
             "keep_hours": keep_hours(),
             **(extra_context or {}),
         }
         return super().changelist_view(request, extra_context=extra)
+
+    @admin.display(description=_("申请时间"), ordering="created_at")
+    def asked_at(self, obj: LedgerJob) -> str:
+        return timezone.localtime(obj.created_at).strftime("%Y-%m-%d %H:%M")
 
     @admin.display(description=_("参数"))
     def parameters_shown(self, obj: LedgerJob) -> str:

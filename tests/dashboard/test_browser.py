@@ -229,3 +229,37 @@ def test_export_downloads_and_opens_with_the_right_rows(page, scene):
     # Today's missing in campus A's morning slot: students 2 and 5, phones masked for a coordinator.
     assert numbers & cells == {a.students[2].student_number, a.students[5].student_number}
     assert a.students[2].phone not in cells
+
+
+def test_a_campus_stay_ledger_goes_to_the_background_and_downloads_from_the_jobs_page(page, scene, settings):
+    """Over the limit, the dashboard's 留校学生情况统计表 link lands on 后台导出 (reloading
+    itself while the job waits), and once beat's dispatch has built it, its link
+    downloads the workbook of the coordinator's campus only (reports.ledger_jobs)."""
+    import openpyxl
+
+    from reports.ledger_jobs import ledger_jobs_dispatch
+
+    settings.TONGXIN = {**settings.TONGXIN, "LEDGER_SYNC_MAX_STUDENTS": 3}
+    world, _day = scene
+    a, b = world["A"], world["B"]
+    login(page, a.coordinator)
+
+    page.click('a[data-ledger="stay"]')
+    page.wait_for_url("**/admin/reports/ledgerjob/")
+    assert "已转入后台生成" in page.locator(".messagelist").inner_text()
+    assert page.locator('meta[http-equiv="refresh"]').count() == 1
+    assert page.locator("a.ledger-job-download").count() == 0
+
+    assert ledger_jobs_dispatch()["run"] == 1  # what beat's next tick does
+    page.reload()
+    assert page.locator('meta[http-equiv="refresh"]').count() == 0
+    with page.expect_download() as download_info:
+        page.click("a.ledger-job-download")
+    download = download_info.value
+    assert download.suggested_filename.endswith(".xlsx")
+    page.screenshot(path=str(ARTEFACTS / "ledger-jobs.png"), full_page=True)
+
+    book = openpyxl.load_workbook(io.BytesIO(Path(download.path()).read_bytes()), read_only=True)
+    cells = {str(v) for sheet in book.worksheets for row in sheet.iter_rows(values_only=True) for v in row if v}
+    assert {s.student_number for s in a.students} <= cells
+    assert not {s.student_number for s in b.students} & cells
