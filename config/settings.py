@@ -188,6 +188,7 @@ CELERY_BEAT_SCHEDULE = {
     "notifications-purge": {"task": "notifications.notifications_purge", "schedule": crontab(hour=3, minute=30)},
     "jwt-flush-expired": {"task": "reports.flush_expired_tokens", "schedule": crontab(hour=4, minute=10)},
     "ledger-jobs-dispatch": {"task": "reports.ledger_jobs_dispatch", "schedule": 5.0, "options": {"expires": 4}},
+    "roster-jobs-dispatch": {"task": "students.roster_jobs_dispatch", "schedule": 5.0, "options": {"expires": 4}},
 }
 
 # ---------------------------------------------------------------------------
@@ -339,6 +340,11 @@ TONGXIN = {
     "LEDGER_JOB_KEEP_HOURS": env.int("TONGXIN_LEDGER_JOB_KEEP_HOURS", default=72),
     "LEDGER_JOB_MAX_ATTEMPTS": 3,
     "LEDGER_JOB_LEASE_SECONDS": 900,
+    # Background roster imports (后台导入, students.roster_jobs): an upload larger than
+    # this many bytes is imported by the worker, not in the request.
+    "ROSTER_SYNC_MAX_BYTES": env.int("TONGXIN_ROSTER_SYNC_MAX_BYTES", default=1_000_000),
+    "ROSTER_JOB_MAX_ATTEMPTS": 3,
+    "ROSTER_JOB_LEASE_SECONDS": 1800,
 }
 
 # ---------------------------------------------------------------------------

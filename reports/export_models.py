@@ -17,6 +17,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from config.jobs import ACTIVE, BackgroundJob, JobStatus
+
 
 class ExportKind(models.TextChoices):
     """What was exported."""
@@ -66,19 +68,13 @@ class LedgerDownload(ExportRecord):
         verbose_name_plural = _("台账下载")
 
 
-class LedgerJobStatus(models.TextChoices):
-    QUEUED = "queued", _("排队中")
-    RUNNING = "running", _("生成中")
-    DONE = "done", _("已完成")
-    FAILED = "failed", _("失败")
-    EXPIRED = "expired", _("已过期")
-
-
+#: The states of a background job (config.jobs), under the name the ledgers use.
+LedgerJobStatus = JobStatus
 #: A job in these states is still to finish: a second request for the same ledger joins it.
-LEDGER_JOB_ACTIVE = (LedgerJobStatus.QUEUED, LedgerJobStatus.RUNNING)
+LEDGER_JOB_ACTIVE = ACTIVE
 
 
-class LedgerJob(models.Model):
+class LedgerJob(BackgroundJob):
     """A ledger built in the background (后台导出): a whole campus's or university's
     《留校学生情况统计表》 takes seconds to tens of seconds to write, too long to hold a
     web thread.  The request checks the parameters and the user's right to them, then
@@ -98,16 +94,11 @@ class LedgerJob(models.Model):
     dedupe_key = models.CharField(max_length=200)
     #: How many students the selection held when asked (why it went to the background).
     students = models.PositiveIntegerField(_("范围内学生数"), default=0)
-    status = models.CharField(_("状态"), max_length=10, choices=LedgerJobStatus.choices, default=LedgerJobStatus.QUEUED)
-    attempts = models.PositiveSmallIntegerField(_("尝试次数"), default=0)
     filename = models.CharField(_("文件名"), max_length=255, blank=True)
     ascii_filename = models.CharField(max_length=255, blank=True)
     data = models.BinaryField(null=True, editable=False)
     row_count = models.PositiveIntegerField(_("行数"), null=True, blank=True)
-    error = models.TextField(_("失败原因"), blank=True)
     created_at = models.DateTimeField(_("申请时间"), auto_now_add=True)
-    started_at = models.DateTimeField(_("开始时间"), null=True, blank=True)
-    finished_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("后台导出")

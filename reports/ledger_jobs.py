@@ -28,11 +28,11 @@ import logging
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from campuses.scoping import scope_for
+from config.jobs import job_claim, job_retry_or_fail, jobs_dispatch, jobs_sweep
 from reports.export_models import LEDGER_JOB_ACTIVE, ExportKind, LedgerJob, LedgerJobStatus
 from reports.ledgers import (
     Ledger,
@@ -133,10 +133,7 @@ def ledger_job_run(*, job_id: int) -> LedgerJob | None:
     the unit left the user's scope, the role was withdrawn, the account was
     deactivated — fails the job with its reason; an unexpected error puts it back in
     the queue until its attempts run out."""
-    now = timezone.now()
-    if not LedgerJob.objects.filter(pk=job_id, status=LedgerJobStatus.QUEUED).update(
-        status=LedgerJobStatus.RUNNING, attempts=F("attempts") + 1, started_at=now
-    ):
+    if not job_claim(LedgerJob, job_id):
         return None
     job = LedgerJob.objects.select_related("user").get(pk=job_id)
     mine = LedgerJob.objects.filter(pk=job_id, status=LedgerJobStatus.RUNNING)
@@ -162,7 +159,13 @@ def ledger_job_run(*, job_id: int) -> LedgerJob | None:
         mine.update(status=LedgerJobStatus.FAILED, error=reason, finished_at=timezone.now())
     except Exception as exc:
         logger.exception("ledger job %s failed (attempt %s)", job_id, job.attempts)
-        _retry_or_fail(mine, job.attempts, error=f"{type(exc).__name__}: {exc}")
+        job_retry_or_fail(
+            mine,
+            job.attempts,
+            error=f"{type(exc).__name__}: {exc}",
+            max_attempts=_setting("LEDGER_JOB_MAX_ATTEMPTS", 3),
+            gave_up=_("多次生成失败，请重新申请或联系管理员。"),
+        )
     return LedgerJob.objects.defer("data").get(pk=job_id)
 
 
@@ -172,52 +175,27 @@ def _refusal(exc: Exception) -> str:
     return str(exc) or _("您无权导出该台账。")
 
 
-def _retry_or_fail(jobs, attempts: int, *, error: str) -> None:
-    if attempts < _setting("LEDGER_JOB_MAX_ATTEMPTS", 3):
-        jobs.update(status=LedgerJobStatus.QUEUED, error=error[:2000])
-    else:
-        jobs.update(
-            status=LedgerJobStatus.FAILED,
-            error=_("多次生成失败，请重新申请或联系管理员。") + f"（{error[:1900]}）",
-            finished_at=timezone.now(),
-        )
-
-
 def ledger_jobs_dispatch(*, now: dt.datetime | None = None, budget: dt.timedelta = DISPATCH_BUDGET) -> dict:
     """What beat runs every few seconds: first the housekeeping (:func:`ledger_jobs_sweep`),
-    then the queued jobs, oldest first, each claimed by :func:`ledger_job_run` (a job
-    another dispatch claimed first is skipped), until none is left or ``budget`` is
-    spent.  Returns the counts."""
+    then the queued jobs, oldest first (:func:`config.jobs.jobs_dispatch`, each claimed
+    by :func:`ledger_job_run`), until none is left or ``budget`` is spent.  Returns the
+    counts."""
     counts = ledger_jobs_sweep(now=now)
-    started = timezone.now()
-    tried: list[int] = []  # a job put back after an error waits for the next dispatch
-    while timezone.now() - started < budget:
-        waiting = LedgerJob.objects.filter(status=LedgerJobStatus.QUEUED).exclude(pk__in=tried)
-        for job_id in waiting.order_by("created_at", "pk").values_list("pk", flat=True)[:5]:
-            if ledger_job_run(job_id=job_id) is not None:
-                tried.append(job_id)
-                break
-        else:
-            break
-    return {**counts, "run": len(tried)}
+    return {**counts, "run": jobs_dispatch(LedgerJob, lambda pk: ledger_job_run(job_id=pk), budget=budget)}
 
 
 def ledger_jobs_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
     """Put back (or give up) running jobs past their lease — their worker died — and
     drop the files of finished jobs older than ``LEDGER_JOB_KEEP_HOURS``."""
-    now = now or timezone.now()
-    lease = dt.timedelta(seconds=_setting("LEDGER_JOB_LEASE_SECONDS", 900))
-    stale = LedgerJob.objects.filter(status=LedgerJobStatus.RUNNING, started_at__lt=now - lease)
-    max_attempts = _setting("LEDGER_JOB_MAX_ATTEMPTS", 3)
-    given_up = stale.filter(attempts__gte=max_attempts).update(
-        status=LedgerJobStatus.FAILED, error=_("生成超时，请重新申请。"), finished_at=now
+    return jobs_sweep(
+        LedgerJob,
+        now=now or timezone.now(),
+        lease=dt.timedelta(seconds=_setting("LEDGER_JOB_LEASE_SECONDS", 900)),
+        max_attempts=_setting("LEDGER_JOB_MAX_ATTEMPTS", 3),
+        timed_out=_("生成超时，请重新申请。"),
+        keep=dt.timedelta(hours=keep_hours()),
+        drop={"data": None},
     )
-    put_back = stale.filter(attempts__lt=max_attempts).update(status=LedgerJobStatus.QUEUED)
-    keep = dt.timedelta(hours=keep_hours())
-    expired = LedgerJob.objects.filter(status=LedgerJobStatus.DONE, finished_at__lt=now - keep).update(
-        status=LedgerJobStatus.EXPIRED, data=None
-    )
-    return {"put_back": put_back, "given_up": given_up, "expired": expired}
 
 
 def ledger_job_file(*, user, job_id: int) -> LedgerJob:

@@ -16,13 +16,16 @@ every export goes through the scoped, masked :func:`students.roster.roster_expor
 from __future__ import annotations
 
 import functools
+from types import SimpleNamespace
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.validators import FileExtensionValidator
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
@@ -30,6 +33,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from campuses.scoping import scope_for
+from config.jobs import ACTIVE, JobStatus
+from students.models import RosterJob
 from students.roster import (
     HEADERS,
     REQUIRED_HEADERS,
@@ -39,6 +44,7 @@ from students.roster import (
     roster_export_workbook,
     roster_import,
 )
+from students.roster_jobs import roster_job_for, roster_job_queue, sync_max_bytes
 from students.xlsx import attachment_response
 
 #: Errors shown on the page at most; the rest are counted (a broken 100,000-row file
@@ -143,23 +149,29 @@ class RosterAdminMixin:
         return audited_roster_response(request, scope)
 
     # -- import -------------------------------------------------------------
-    def roster_import_view(self, request: HttpRequest) -> TemplateResponse:
+    def roster_import_view(self, request: HttpRequest) -> HttpResponse:
+        """The upload form and its result; an upload over ``ROSTER_SYNC_MAX_BYTES`` goes
+        to the background (students.roster_jobs) and this page, with ``?job=<id>``,
+        shows the job until its result is in."""
         scope = scope_for(request.user)
         if not may_import(scope):
             raise PermissionDenied
-        result = None
+        result, job = None, None
         if request.method == "POST":
             form = RosterImportForm(request.POST, request.FILES)
             if form.is_valid():
                 upload = form.cleaned_data["file"]
-                result = roster_import(
-                    source=upload,
-                    filename=upload.name,
-                    scope=scope,
-                    actor=request.user,
-                    allow_partial=form.cleaned_data["allow_partial"],
-                    dry_run=form.cleaned_data["dry_run"],
-                )
+                options = {"allow_partial": form.cleaned_data["allow_partial"], "dry_run": form.cleaned_data["dry_run"]}
+                if upload.size > sync_max_bytes():
+                    job = roster_job_queue(user=request.user, scope=scope, upload=upload, **options)
+                    self.message_user(
+                        request,
+                        _("文件较大（%(size)s），已转入后台导入；本页会自动刷新，导入完成后显示结果。")
+                        % {"size": filesizeformat(job.size)},
+                        messages.SUCCESS,
+                    )
+                    return redirect(f"{request.path}?job={job.pk}")
+                result = roster_import(source=upload, filename=upload.name, scope=scope, actor=request.user, **options)
                 if result.imported:
                     self.message_user(
                         request,
@@ -169,6 +181,14 @@ class RosterAdminMixin:
                     )
         else:
             form = RosterImportForm()
+            if request.GET.get("job"):
+                job = self._own_job(request)
+                if job.status == JobStatus.DONE and job.result:
+                    result = _kept_result(job.result)
+        error_count = (
+            (result.error_count if isinstance(result, SimpleNamespace) else len(result.errors)) if result else 0
+        )
+        errors = result.errors[:MAX_SHOWN_ERRORS] if result else []
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -176,12 +196,29 @@ class RosterAdminMixin:
             "title": _("导入花名册"),
             "form": form,
             "result": result,
-            "errors": result.errors[:MAX_SHOWN_ERRORS] if result else [],
-            "hidden_errors": max(0, len(result.errors) - MAX_SHOWN_ERRORS) if result else 0,
+            "job": job,
+            "job_pending": job is not None and job.status in ACTIVE,
+            "errors": errors,
+            "error_count": error_count,
+            "hidden_errors": max(0, error_count - len(errors)),
             "units_created": [(UNIT_LABELS[k], v) for k, v in result.units_created.items()] if result else [],
             "headers": HEADERS,
             "required_headers": REQUIRED_HEADERS,
             "optional_headers": [h for h in HEADERS if h not in REQUIRED_HEADERS],
             "has_view_permission": self.has_view_permission(request),
+            "recent_jobs": RosterJob.objects.filter(user=request.user).defer("data")[:5],
         }
         return TemplateResponse(request, self.roster_import_template, context)
+
+    def _own_job(self, request: HttpRequest) -> RosterJob:
+        raw = request.GET.get("job", "")
+        try:
+            return roster_job_for(user=request.user, job_id=int(raw))
+        except (ValueError, RosterJob.DoesNotExist):
+            raise Http404(_("没有这项导入")) from None
+
+
+def _kept_result(record: dict) -> SimpleNamespace:
+    """A finished job's result (students.roster_jobs.result_record) as the page reads it."""
+    errors = [SimpleNamespace(**error) for error in record.get("errors", [])]
+    return SimpleNamespace(**{**record, "errors": errors})

@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from campuses.models import Building, Campus, College, Grade, Room, SchoolClass
+from config.jobs import BackgroundJob, JobStatus
 
 
 class Gender(models.TextChoices):
@@ -240,3 +241,35 @@ class ContactLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.student_id} {self.contacted_at:%Y-%m-%d %H:%M} {self.get_outcome_display()}"
+
+
+class RosterJob(BackgroundJob):
+    """A roster upload imported in the background (后台导入): a file over
+    ``TONGXIN["ROSTER_SYNC_MAX_BYTES"]`` (a whole cohort or university: 100,000 rows take
+    8–25 s to check and write) is kept here until the worker has imported it as the
+    uploader (:mod:`students.roster_jobs`), then dropped; the result — counts and the
+    first problems — stays for the uploader alone to read."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="+", verbose_name=_("上传人"))
+    filename = models.CharField(_("文件名"), max_length=255)
+    size = models.PositiveIntegerField(_("文件大小"), default=0)
+    #: The uploaded file until it is imported (it holds ID numbers and phones).
+    data = models.BinaryField(null=True, editable=False)
+    allow_partial = models.BooleanField(_("只导入没有问题的行"), default=False)
+    dry_run = models.BooleanField(_("只校验，不保存"), default=False)
+    #: The uploader's language: the problems are written in it.
+    language = models.CharField(max_length=10, default=settings.LANGUAGE_CODE)
+    result = models.JSONField(_("结果"), null=True, blank=True)
+    created_at = models.DateTimeField(_("上传时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("后台导入")
+        verbose_name_plural = _("后台导入")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=JobStatus.values), name="roster_job_status_valid"),
+        ]
+        indexes = [models.Index(fields=["status", "created_at"], name="roster_job_status_time")]
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.get_status_display()})"

@@ -24,6 +24,21 @@ def _default_language():
 
 
 @pytest.fixture
+def broker_down(monkeypatch):
+    """Nothing may be published (the request paths that only write rows for beat-driven
+    tasks must not talk to the broker): publishing fails the test."""
+    from celery.app.task import Task
+
+    from config.celery_app import app
+
+    def published(*args, **kwargs):
+        raise AssertionError("the request path published to the broker")
+
+    monkeypatch.setattr(Task, "apply_async", published)
+    monkeypatch.setattr(app, "send_task", published)
+
+
+@pytest.fixture
 def world(db):
     """The persona world: see tests/world.py."""
     return build_world()

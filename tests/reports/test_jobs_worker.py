@@ -118,3 +118,26 @@ def test_worker_builds_a_background_ledger_for_its_owner(worker, world, client, 
     text = text_of(downloaded.content)
     assert all(s.student_number in text for s in a.students)
     assert not any(s.student_number in text for s in b.students)
+
+
+def test_worker_imports_a_background_roster_upload_as_its_uploader(worker, world, client, settings, tmp_path):
+    from django.urls import reverse
+
+    from students.models import RosterJob, Student
+    from students.tasks import roster_jobs_dispatch_task
+    from tests.fixtures.roster import student_row, write_csv
+
+    settings.TONGXIN = {**settings.TONGXIN, "ROSTER_SYNC_MAX_BYTES": 100}
+    admin = world["A"].college_admin
+    client.force_login(admin)
+    path = write_csv(tmp_path / "r.csv", [student_row(world, seq=n) for n in range(1, 4)])
+    with open(path, "rb") as handle:
+        response = client.post(reverse("admin:students_student_roster_import"), {"file": handle})
+    assert response.status_code == 302
+    roster_jobs_dispatch_task.delay()  # as beat does every 5 s
+    roster_jobs_dispatch_task.delay()  # a second dispatch at once finds it claimed
+    worker.wait_for(lambda: RosterJob.objects.filter(status__in=["done", "failed"]).exists(), what="the roster job")
+    job = RosterJob.objects.get()
+    assert (job.status, job.error, job.result["created"], job.data) == ("done", "", 3, None)
+    assert Student.history.filter(student_number__startswith="9A", history_user=admin).count() == 3
+    assert "导入完成" in client.get(response["Location"]).content.decode()

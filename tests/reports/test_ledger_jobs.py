@@ -38,20 +38,6 @@ def small_limit(settings):
     settings.TONGXIN = {**settings.TONGXIN, "LEDGER_SYNC_MAX_STUDENTS": 5}
 
 
-@pytest.fixture
-def broker_down(monkeypatch):
-    """Nothing may be published: the request path must not talk to the broker."""
-    from celery.app.task import Task
-
-    from config.celery_app import app
-
-    def published(*args, **kwargs):
-        raise AssertionError("the request path published to the broker")
-
-    monkeypatch.setattr(Task, "apply_async", published)
-    monkeypatch.setattr(app, "send_task", published)
-
-
 def ask(client, user, name: str, **params):
     client.force_login(user)
     return client.get(reverse(f"ledgers:{name}"), params)
