@@ -1,5 +1,7 @@
-"""Beyond the six measurements (informational, no target in issue 6): the whole
-university's 《留校学生情况统计表》 as its university admin asks for it.
+"""Beyond the six measurements (informational, no target in issue 6): the two requests
+that hand their work to the background (config.jobs).
+
+7a — the whole university's 《留校学生情况统计表》 as its university admin asks for it.
 
 - figure: ``GET /ledgers/stay/`` through Django's test client — a selection over
   ``TONGXIN["LEDGER_SYNC_MAX_STUDENTS"]``, so the request checks it, stores a background
@@ -9,6 +11,12 @@ university's 《留校学生情况统计表》 as its university admin asks for 
   background exports (:func:`reports.ledgers.ledger_export`: what the worker now does);
 - also: the worker's build of the last job (:func:`reports.ledger_jobs.ledger_jobs_dispatch`,
   in this process), its rows and the file's size.
+
+7b — the 100,000-row roster CSV uploaded through the admin's 导入花名册 page by the
+university admin (:func:`measure_upload`): the request, which stores the file for the
+background (后台导入) and redirects; its reference is measurement 5a's import of the
+same file in the request, in the same run.  Nothing is imported here (each stored
+job is deleted): the import itself is measurement 5.
 """
 
 from __future__ import annotations
@@ -73,4 +81,45 @@ def measure(*, repeats: int = 20, builds: int = 1) -> dict:
         "background_build_seconds": round(built_seconds, 3),
         "sync_build": summary(sync),
         "sync_rows": ledger.rows,
+    }
+
+
+def measure_upload(path, *, repeats: int = 5) -> dict:
+    """7b: the admin upload of the roster file ``path`` (see the module docstring)."""
+    from pathlib import Path
+
+    from students.models import RosterJob
+    from students.roster_jobs import sync_max_bytes
+
+    path = Path(path)
+    user = duty_holder(Role.UNIVERSITY_ADMIN)
+    client = Client()
+    client.force_login(user)
+    url = reverse("admin:students_student_roster_import")
+    jobs = RosterJob.objects.filter(user=user)
+    jobs.delete()
+
+    def upload():
+        jobs.delete()
+        with open(path, "rb") as handle:
+            response = client.post(url, {"file": handle})
+        if response.status_code != 302:
+            raise RuntimeError(f"{url} answered {response.status_code}, not a redirect to the background")
+
+    reset_queries()
+    with CaptureQueriesContext(connection) as captured:
+        upload()
+    queries = len(captured.captured_queries)
+    request = timings(upload, repeats=repeats, warmup=0)
+    job = jobs.defer("data").get()
+    stored = {"size": job.size, "status": job.status}
+    jobs.delete()
+    return {
+        "as": "university_admin",
+        "file": path.name,
+        "bytes": path.stat().st_size,
+        "sync_max_bytes": sync_max_bytes(),
+        "stored": stored,
+        "request": summary(request),
+        "queries": queries,
     }

@@ -283,6 +283,25 @@ def roster(university, tmp_path) -> Path:
     return base
 
 
+def test_roster_upload_measurement(roster, settings):
+    """Row 7b: the admin upload of the roster file goes to the background (a lowered
+    limit here), each timed request's job deleted; its reference is 5a's import."""
+    from students.models import RosterJob
+
+    settings.TONGXIN = {**settings.TONGXIN, "ROSTER_SYNC_MAX_BYTES": 100}
+    up = m_ledger.measure_upload(f"{roster}.csv", repeats=2)
+    assert up["stored"] == {"size": up["bytes"], "status": "queued"} and up["bytes"] > up["sync_max_bytes"]
+    assert up["request"]["runs"] == 2 and up["queries"] > 0 and not RosterJob.objects.exists()
+    ledger = {"students": 150, "sync_max_students": 100, "rows": 1, "queries": 1, "background_build_seconds": 0.1,
+              "request": {"median_ms": 5.0}, "sync_build": {"median_ms": 50.0}, "upload": up}  # fmt: skip
+    results = {
+        "config": {"students": STUDENTS, "small_students": STUDENTS},
+        "measurements": {"ledger": {"large": {"result": ledger}}, "import": {"csv": {"result": {"seconds": 2.0}}}},
+    }
+    row = {c["id"]: c for c in checks_from(results)}["7b"]
+    assert row["figure"] == up["request"]["median_ms"] and row["reference_figure"] == 2000 and row["met"] is None
+
+
 def test_roster_import_measurement(roster):
     csv_path, xlsx_path = Path(f"{roster}.csv"), Path(f"{roster}.xlsx")
     result = {
