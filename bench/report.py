@@ -417,7 +417,9 @@ def _steps(results: dict):
     if sub:
         yield "1 gunicorn worker", {"peak_rss_mb": sub.get("server_worker_peak_rss_mb")}, "—"
     if "ledger" in m:
-        yield "7 stay ledger (request; build)", r("ledger", "large"), _get(m, "ledger", "large", "result", "queries")
+        lg = r("ledger", "large", "result")
+        queries = f"{lg.get('queries')}; {_get(lg, 'upload', 'queries', default='—')}"
+        yield "7 to the background (stay ledger request, its build; roster upload)", r("ledger", "large"), queries
 
 
 def details_markdown(results: dict) -> str:
