@@ -164,6 +164,14 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# The background exports and imports (config.jobs) take seconds to tens of seconds a
+# job: they have a queue of their own, so that a deployment can give them a worker of
+# their own and never hold up a reminder round (the Procfile's worker reads both).
+BACKGROUND_QUEUE = "background"
+CELERY_TASK_ROUTES = {
+    "reports.ledger_jobs_dispatch": {"queue": BACKGROUND_QUEUE},
+    "students.roster_jobs_dispatch": {"queue": BACKGROUND_QUEUE},
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Project-level tasks outside INSTALLED_APPS (app tasks are autodiscovered).
 CELERY_IMPORTS = ("config.tasks",)

@@ -178,6 +178,8 @@ def celery_worker_process(django_db_setup, celery_broker_env, tmp_path_factory) 
         "--without-mingle",
         "--include",
         "config.tasks",
+        "--queues",
+        "celery,background",  # as the Procfile's worker (settings.CELERY_TASK_ROUTES)
     ]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)

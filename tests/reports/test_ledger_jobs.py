@@ -304,3 +304,17 @@ def test_the_background_pages_speak_english_when_asked(world, client, slots, sma
     page = client.get(response["Location"]).content.decode()
     assert "being built in the background" in page and "Background exports" in page
     assert "已转入后台生成" not in page
+
+
+def test_the_background_dispatches_have_a_queue_of_their_own_that_the_procfiles_worker_reads(settings):
+    from pathlib import Path
+
+    from reports.tasks import ledger_jobs_dispatch_task
+    from students.tasks import roster_jobs_dispatch_task
+
+    for task in (ledger_jobs_dispatch_task, roster_jobs_dispatch_task):
+        assert settings.CELERY_TASK_ROUTES[task.name] == {"queue": settings.BACKGROUND_QUEUE}
+    worker = next(
+        line for line in (Path(settings.BASE_DIR) / "Procfile").read_text().splitlines() if line.startswith("worker:")
+    )
+    assert f"--queues celery,{settings.BACKGROUND_QUEUE}" in worker
