@@ -349,8 +349,10 @@ TONGXIN = {
     "LEDGER_JOB_MAX_ATTEMPTS": 3,
     "LEDGER_JOB_LEASE_SECONDS": 900,
     # Background roster imports (后台导入, students.roster_jobs): an upload larger than
-    # this many bytes is imported by the worker, not in the request.
+    # this many bytes is imported by the worker, not in the request; its result (whose
+    # problems quote the file) is kept this many hours.
     "ROSTER_SYNC_MAX_BYTES": env.int("TONGXIN_ROSTER_SYNC_MAX_BYTES", default=1_000_000),
+    "ROSTER_JOB_KEEP_HOURS": env.int("TONGXIN_ROSTER_JOB_KEEP_HOURS", default=72),
     "ROSTER_JOB_MAX_ATTEMPTS": 3,
     "ROSTER_JOB_LEASE_SECONDS": 1800,
 }

@@ -35,13 +35,13 @@ from typing import Any, Protocol
 
 import requests
 from django.apps import apps
-from django.conf import settings
 from django.core.mail import send_mail
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
+from config.tongxin import tongxin_setting
 from notifications.models import Delivery, DeliveryChannel, GroupRobotKind, Notification
 
 logger = logging.getLogger(__name__)
@@ -49,11 +49,6 @@ logger = logging.getLogger(__name__)
 #: (connect, read) seconds for webhook calls: a slow robot must not stall the dispatcher.
 HTTP_TIMEOUT = (3.05, 5)
 DEFAULT_SMS_GATEWAY = "notifications.channels.LoggingSmsGateway"
-
-
-def tongxin_setting(name: str, default: Any) -> Any:
-    """A value from ``settings.TONGXIN`` with a default (the lead owns settings.py)."""
-    return getattr(settings, "TONGXIN", {}).get(name, default)
 
 
 def absolute_link(link: str) -> str:

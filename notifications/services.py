@@ -32,7 +32,8 @@ from django.db.models import F, QuerySet
 from django.db.models.constants import OnConflict
 from django.utils import timezone
 
-from notifications.channels import CHANNELS, ROBOT_CHANNELS, DeliveryError, GroupDigest, tongxin_setting
+from config.tongxin import tongxin_setting
+from notifications.channels import CHANNELS, ROBOT_CHANNELS, DeliveryError, GroupDigest
 from notifications.models import (
     Delivery,
     DeliveryChannel,

@@ -11,7 +11,7 @@ import datetime as dt
 
 from celery import shared_task
 
-from notifications.channels import tongxin_setting
+from config.tongxin import tongxin_setting
 from notifications.services import deliveries_dispatch, notifications_purge
 
 

@@ -30,6 +30,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from campuses.admin import ScopedAdminMixin
 from campuses.models import Building, Campus, College, Grade, Role, SchoolClass, University
 from campuses.scoping import Scope, scope_for
+from config.jobs import ACTIVE, JobStatus
 from reports.alert_models import ACTIVE_STATES, ClusterAlert
 from reports.alerts import (
     ALERT_ROLES,
@@ -38,8 +39,8 @@ from reports.alerts import (
     cluster_alert_acknowledge,
     cluster_alert_close,
 )
-from reports.export_models import ExportKind, ExportRecord, LedgerDownload, LedgerJob, LedgerJobStatus
-from reports.ledger_jobs import STUDENT_LIST_KINDS, keep_hours, sync_max_students
+from reports.export_models import ExportKind, ExportRecord, LedgerDownload, LedgerJob
+from reports.ledger_jobs import POLICY, STUDENT_LIST_KINDS, sync_max_students
 from reports.ledgers import LEDGER_KINDS, checkin_slot_codes, may_export_ledger
 from reports.models import SlotCode
 
@@ -328,11 +329,11 @@ class LedgerJobAdmin(ViewOnlyAdminMixin, ScopedAdminMixin, admin.ModelAdmin):
         return self.model.objects.filter(user=request.user).defer("data")
 
     def changelist_view(self, request: HttpRequest, extra_context=None):
-        pending = self.get_queryset(request).filter(status__in=[LedgerJobStatus.QUEUED, LedgerJobStatus.RUNNING])
+        pending = self.get_queryset(request).filter(status__in=ACTIVE)
         extra = {
             "title": _("我的后台导出"),
             "refresh_seconds": 5 if pending.exists() else None,
-            "keep_hours": keep_hours(),
+            "keep_hours": POLICY.keep_hours,
             **(extra_context or {}),
         }
         return super().changelist_view(request, extra_context=extra)
@@ -350,7 +351,7 @@ class LedgerJobAdmin(ViewOnlyAdminMixin, ScopedAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=_("文件"))
     def file(self, obj: LedgerJob) -> str:
-        if obj.status == LedgerJobStatus.DONE:
+        if obj.status == JobStatus.DONE:
             url = reverse("ledgers:job_download", args=[obj.pk])
             return format_html('<a class="ledger-job-download" href="{}">{}</a>', url, obj.filename)
-        return obj.error if obj.status == LedgerJobStatus.FAILED else "—"
+        return obj.error if obj.status == JobStatus.FAILED else "—"

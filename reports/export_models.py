@@ -68,12 +68,6 @@ class LedgerDownload(ExportRecord):
         verbose_name_plural = _("台账下载")
 
 
-#: The states of a background job (config.jobs), under the name the ledgers use.
-LedgerJobStatus = JobStatus
-#: A job in these states is still to finish: a second request for the same ledger joins it.
-LEDGER_JOB_ACTIVE = ACTIVE
-
-
 class LedgerJob(BackgroundJob):
     """A ledger built in the background (后台导出): a whole campus's or university's
     《留校学生情况统计表》 takes seconds to tens of seconds to write, too long to hold a
@@ -106,9 +100,9 @@ class LedgerJob(BackgroundJob):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(condition=Q(kind__in=ExportKind.values), name="ledger_job_kind_valid"),
-            models.CheckConstraint(condition=Q(status__in=LedgerJobStatus.values), name="ledger_job_status_valid"),
+            models.CheckConstraint(condition=Q(status__in=JobStatus.values), name="ledger_job_status_valid"),
             models.UniqueConstraint(
-                fields=["user", "dedupe_key"], condition=Q(status__in=LEDGER_JOB_ACTIVE), name="ledger_job_one_active"
+                fields=["user", "dedupe_key"], condition=Q(status__in=ACTIVE), name="ledger_job_one_active"
             ),
         ]
         indexes = [

@@ -25,16 +25,27 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from campuses.scoping import scope_for
-from config.jobs import job_claim, job_retry_or_fail, jobs_dispatch, jobs_sweep
-from reports.export_models import LEDGER_JOB_ACTIVE, ExportKind, LedgerJob, LedgerJobStatus
+from config.jobs import (
+    ACTIVE,
+    DISPATCH_BUDGET,
+    JobPolicy,
+    JobStatus,
+    job_claim,
+    job_fail,
+    job_retry_or_fail,
+    jobs_dispatch,
+    jobs_sweep,
+)
+from config.tongxin import tongxin_setting
+from reports.export_models import ExportKind, LedgerJob
 from reports.ledgers import (
+    NOT_IN_SCOPE,
     Ledger,
     LedgerError,
     LedgerRequest,
@@ -49,21 +60,12 @@ logger = logging.getLogger(__name__)
 #: The ledgers with a row per student of the selection; the roll-up workbook has a row
 #: per unit and is always answered at once.
 STUDENT_LIST_KINDS = frozenset({ExportKind.STAY, ExportKind.MISSING, ExportKind.ABNORMAL})
-#: A dispatch builds queued jobs one after another for at most this long, then leaves
-#: the rest to the next one (beat sends one every few seconds).
-DISPATCH_BUDGET = dt.timedelta(seconds=50)
-
-
-def _setting(name: str, default: int) -> int:
-    return int(settings.TONGXIN.get(name, default))
+#: ``LEDGER_JOB_MAX_ATTEMPTS``, ``LEDGER_JOB_LEASE_SECONDS``, ``LEDGER_JOB_KEEP_HOURS``.
+POLICY = JobPolicy("LEDGER")
 
 
 def sync_max_students() -> int:
-    return _setting("LEDGER_SYNC_MAX_STUDENTS", 20000)
-
-
-def keep_hours() -> int:
-    return _setting("LEDGER_JOB_KEEP_HOURS", 72)
+    return int(tongxin_setting("LEDGER_SYNC_MAX_STUDENTS", 20000))
 
 
 def selection_students(*, user, request: LedgerRequest) -> int:
@@ -108,7 +110,7 @@ def ledger_job_queue(*, user, request: LedgerRequest, students: int = 0) -> Ledg
         raise PermissionDenied(_("您无权导出%(ledger)s。") % {"ledger": ExportKind(request.kind).label})
     key = _dedupe_key(request)
     for _attempt in range(2):
-        active = LedgerJob.objects.filter(user=user, dedupe_key=key, status__in=LEDGER_JOB_ACTIVE).first()
+        active = LedgerJob.objects.filter(user=user, dedupe_key=key, status__in=ACTIVE).first()
         if active is not None:
             return active
         try:
@@ -124,7 +126,7 @@ def ledger_job_queue(*, user, request: LedgerRequest, students: int = 0) -> Ledg
                 )
         except IntegrityError:  # the same request, at the same moment, from another thread
             continue
-    return LedgerJob.objects.get(user=user, dedupe_key=key, status__in=LEDGER_JOB_ACTIVE)
+    return LedgerJob.objects.get(user=user, dedupe_key=key, status__in=ACTIVE)
 
 
 def ledger_job_run(*, job_id: int) -> LedgerJob | None:
@@ -136,17 +138,17 @@ def ledger_job_run(*, job_id: int) -> LedgerJob | None:
     if not job_claim(LedgerJob, job_id):
         return None
     job = LedgerJob.objects.select_related("user").get(pk=job_id)
-    mine = LedgerJob.objects.filter(pk=job_id, status=LedgerJobStatus.RUNNING)
+    mine = LedgerJob.objects.filter(pk=job_id, status=JobStatus.RUNNING)
     p = job.parameters
     if not job.user.is_active:
-        mine.update(status=LedgerJobStatus.FAILED, error=_("申请人的账号已停用。"), finished_at=timezone.now())
+        job_fail(mine, _("申请人的账号已停用。"))
         return LedgerJob.objects.defer("data").get(pk=job_id)
     try:
         with transaction.atomic():  # the export audit's row and the stored file, together
             request = ledger_request(user=job.user, kind=job.kind, date=p["date"], slot=p["slot"], unit=p["unit"])
             ledger = ledger_build(user=job.user, request=request)
             mine.update(
-                status=LedgerJobStatus.DONE,
+                status=JobStatus.DONE,
                 data=ledger.data,
                 filename=ledger.filename,
                 ascii_filename=ledger.ascii_filename,
@@ -155,15 +157,15 @@ def ledger_job_run(*, job_id: int) -> LedgerJob | None:
                 finished_at=timezone.now(),
             )
     except (LedgerError, PermissionDenied, ObjectDoesNotExist) as exc:
-        reason = _("单位不存在或不在您的管理范围内") if isinstance(exc, ObjectDoesNotExist) else _refusal(exc)
-        mine.update(status=LedgerJobStatus.FAILED, error=reason, finished_at=timezone.now())
+        reason = str(NOT_IN_SCOPE) if isinstance(exc, ObjectDoesNotExist) else _refusal(exc)
+        job_fail(mine, reason)
     except Exception as exc:
         logger.exception("ledger job %s failed (attempt %s)", job_id, job.attempts)
         job_retry_or_fail(
             mine,
             job.attempts,
+            POLICY,
             error=f"{type(exc).__name__}: {exc}",
-            max_attempts=_setting("LEDGER_JOB_MAX_ATTEMPTS", 3),
             gave_up=_("多次生成失败，请重新申请或联系管理员。"),
         )
     return LedgerJob.objects.defer("data").get(pk=job_id)
@@ -188,13 +190,7 @@ def ledger_jobs_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
     """Put back (or give up) running jobs past their lease — their worker died — and
     drop the files of finished jobs older than ``LEDGER_JOB_KEEP_HOURS``."""
     return jobs_sweep(
-        LedgerJob,
-        now=now or timezone.now(),
-        lease=dt.timedelta(seconds=_setting("LEDGER_JOB_LEASE_SECONDS", 900)),
-        max_attempts=_setting("LEDGER_JOB_MAX_ATTEMPTS", 3),
-        timed_out=_("生成超时，请重新申请。"),
-        keep=dt.timedelta(hours=keep_hours()),
-        drop={"data": None},
+        LedgerJob, POLICY, now=now or timezone.now(), timed_out=_("生成超时，请重新申请。"), drop={"data": None}
     )
 
 
@@ -203,7 +199,7 @@ def ledger_job_file(*, user, job_id: int) -> LedgerJob:
     job, or none, → DoesNotExist; not finished (or expired) → LedgerError; a role that
     may no longer export the ledger → PermissionDenied."""
     job = LedgerJob.objects.get(pk=job_id, user=user)
-    if job.status != LedgerJobStatus.DONE or job.data is None:
+    if job.status != JobStatus.DONE or job.data is None:
         raise LedgerError(_("该导出尚未完成或已过期（%(status)s）。") % {"status": job.get_status_display()})
     if not may_export_ledger(scope_for(user), job.kind):
         raise PermissionDenied(_("您已无权导出%(ledger)s。") % {"ledger": job.get_kind_display()})

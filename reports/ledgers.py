@@ -84,6 +84,10 @@ _ANCESTORS = {
 _FILENAME_UNSAFE = re.compile(r'[\\/:*?"<>|\s]+')
 
 
+#: The answer when a ``unit`` parameter names a unit the user does not see (or none).
+NOT_IN_SCOPE = _("单位不存在或不在您的管理范围内")
+
+
 class LedgerError(ValidationError):
     """A request for a ledger that cannot be answered as asked (HTTP 400)."""
 

@@ -4,7 +4,7 @@
 workbook as an attachment with a Chinese file name; a role that may not export that
 ledger gets 403, a malformed parameter 400 and a unit outside the user's scope 404.
 A student list over ``TONGXIN["LEDGER_SYNC_MAX_STUDENTS"]`` (or with ``background=1``)
-is built in the background instead: the answer is a redirect (303) to the user's
+is built in the background instead: the answer is a redirect (302) to the user's
 background exports (后台导出) in the admin, where ``/ledgers/jobs/<id>/download/``
 gives the file once it is built — to its owner only.  Every download is recorded in
 the export audit by the service.
@@ -20,9 +20,10 @@ from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
-from reports.export_models import ExportKind, LedgerJob, LedgerJobStatus
+from config.jobs import JobStatus
+from reports.export_models import ExportKind, LedgerJob
 from reports.ledger_jobs import ledger_deliver, ledger_job_file
-from reports.ledgers import LedgerError
+from reports.ledgers import NOT_IN_SCOPE, LedgerError
 from students.xlsx import attachment_response
 
 
@@ -49,14 +50,14 @@ def _download(request: HttpRequest, kind: str) -> HttpResponse:
     except LedgerError as exc:
         return _bad_request(exc)
     except ObjectDoesNotExist:
-        raise Http404(_("单位不存在或不在您的管理范围内")) from None
+        raise Http404(NOT_IN_SCOPE) from None
     if isinstance(answer, LedgerJob):
         return _queued(request, answer)
     return _file(answer.data, name=answer.filename, ascii_name=answer.ascii_filename)
 
 
 def _queued(request: HttpRequest, job: LedgerJob) -> HttpResponse:
-    if job.status == LedgerJobStatus.RUNNING:
+    if job.status == JobStatus.RUNNING:
         text = _("%(ledger)s正在后台生成，完成后在此下载。")
     elif job.students:
         text = _("范围内有 %(students)s 名学生，%(ledger)s已转入后台生成，完成后在此下载。")

@@ -44,12 +44,8 @@ from students.roster import (
     roster_export_workbook,
     roster_import,
 )
-from students.roster_jobs import roster_job_for, roster_job_queue, sync_max_bytes
+from students.roster_jobs import result_record, roster_job_for, roster_job_queue, sync_max_bytes
 from students.xlsx import attachment_response
-
-#: Errors shown on the page at most; the rest are counted (a broken 100,000-row file
-#: must not produce a page nobody can open).
-MAX_SHOWN_ERRORS = 1000
 
 
 def roster_response(data: bytes, *, stem: str = "学生花名册", ascii_stem: str = "students") -> HttpResponse:
@@ -171,7 +167,10 @@ class RosterAdminMixin:
                         messages.SUCCESS,
                     )
                     return redirect(f"{request.path}?job={job.pk}")
-                result = roster_import(source=upload, filename=upload.name, scope=scope, actor=request.user, **options)
+                imported = roster_import(
+                    source=upload, filename=upload.name, scope=scope, actor=request.user, **options
+                )
+                result = _shown(result_record(imported))  # as a background job keeps it
                 if result.imported:
                     self.message_user(
                         request,
@@ -184,11 +183,7 @@ class RosterAdminMixin:
             if request.GET.get("job"):
                 job = self._own_job(request)
                 if job.status == JobStatus.DONE and job.result:
-                    result = _kept_result(job.result)
-        error_count = (
-            (result.error_count if isinstance(result, SimpleNamespace) else len(result.errors)) if result else 0
-        )
-        errors = result.errors[:MAX_SHOWN_ERRORS] if result else []
+                    result = _shown(job.result)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -198,9 +193,9 @@ class RosterAdminMixin:
             "result": result,
             "job": job,
             "job_pending": job is not None and job.status in ACTIVE,
-            "errors": errors,
-            "error_count": error_count,
-            "hidden_errors": max(0, error_count - len(errors)),
+            "errors": result.errors if result else [],
+            "error_count": result.error_count if result else 0,
+            "hidden_errors": result.error_count - len(result.errors) if result else 0,
             "units_created": [(UNIT_LABELS[k], v) for k, v in result.units_created.items()] if result else [],
             "headers": HEADERS,
             "required_headers": REQUIRED_HEADERS,
@@ -218,7 +213,9 @@ class RosterAdminMixin:
             raise Http404(_("没有这项导入")) from None
 
 
-def _kept_result(record: dict) -> SimpleNamespace:
-    """A finished job's result (students.roster_jobs.result_record) as the page reads it."""
+def _shown(record: dict) -> SimpleNamespace:
+    """An import's result as kept (:func:`students.roster_jobs.result_record`: the counts
+    and the first problems), as the page reads it — the same for an import done now and
+    one done in the background."""
     errors = [SimpleNamespace(**error) for error in record.get("errors", [])]
     return SimpleNamespace(**{**record, "errors": errors})

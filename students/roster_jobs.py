@@ -8,7 +8,8 @@ options and the uploader's language, and shows the job's page, which reloads its
 beat's ``students.roster_jobs_dispatch`` (every 5 s) imports it with
 :func:`students.roster.roster_import` as the uploader — their scope at that moment,
 their name in every history row, the problems in their language — then drops the file
-and keeps the result (counts and the first problems) for the uploader alone.  The
+and keeps the result (counts and the first problems) for the uploader alone, until it
+expires after ``ROSTER_JOB_KEEP_HOURS``.  The
 shared mechanics (claim, lease, retries, the dispatch) are :mod:`config.jobs`; the
 request never talks to the broker.
 """
@@ -26,23 +27,35 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from campuses.scoping import Scope, scope_for
-from config.jobs import JobStatus, job_claim, job_retry_or_fail, jobs_dispatch, jobs_sweep
+from config.jobs import (
+    DISPATCH_BUDGET,
+    JobPolicy,
+    JobStatus,
+    job_claim,
+    job_fail,
+    job_retry_or_fail,
+    jobs_dispatch,
+    jobs_sweep,
+)
+from config.tongxin import tongxin_setting
 from students.models import RosterJob
 from students.roster import RosterImportResult, may_import, roster_import
 
 logger = logging.getLogger(__name__)
 
-#: Problems kept with a finished job (the page shows no more; the rest are counted).
+#: Problems kept with a result, and shown on the page (the rest are counted): a broken
+#: 100,000-row file must not produce a page nobody can open.
 KEPT_ERRORS = 1000
-DISPATCH_BUDGET = dt.timedelta(seconds=50)
-
-
-def _setting(name: str, default: int) -> int:
-    return int(settings.TONGXIN.get(name, default))
+#: ``ROSTER_JOB_MAX_ATTEMPTS``, ``ROSTER_JOB_LEASE_SECONDS``, ``ROSTER_JOB_KEEP_HOURS``.
+POLICY = JobPolicy("ROSTER")
+#: What a job gives up when it is over: the file (ID numbers, phones) once it is
+#: finished, the result (its problems quote the file's values) once it expires.
+DROP_FILE = {"data": None}
+DROP_ALL = {"data": None, "result": None}
 
 
 def sync_max_bytes() -> int:
-    return _setting("ROSTER_SYNC_MAX_BYTES", 1_000_000)
+    return int(tongxin_setting("ROSTER_SYNC_MAX_BYTES", 1_000_000))
 
 
 def roster_job_queue(*, user, scope: Scope, upload, allow_partial: bool, dry_run: bool) -> RosterJob:
@@ -88,7 +101,7 @@ def roster_job_run(*, job_id: int) -> RosterJob | None:
     mine = RosterJob.objects.filter(pk=job_id, status=JobStatus.RUNNING)
     with translation.override(job.language):
         if not job.user.is_active:
-            mine.update(status=JobStatus.FAILED, error=_("上传人的账号已停用。"), data=None, finished_at=timezone.now())
+            job_fail(mine, _("上传人的账号已停用。"), drop=DROP_FILE)
             return RosterJob.objects.defer("data").get(pk=job_id)
         try:
             result = roster_import(
@@ -100,35 +113,29 @@ def roster_job_run(*, job_id: int) -> RosterJob | None:
                 dry_run=job.dry_run,
             )
         except PermissionDenied as exc:
-            mine.update(status=JobStatus.FAILED, error=str(exc), data=None, finished_at=timezone.now())
+            job_fail(mine, str(exc), drop=DROP_FILE)
         except Exception as exc:
             logger.exception("roster job %s failed (attempt %s)", job_id, job.attempts)
-            retried = job_retry_or_fail(
+            job_retry_or_fail(
                 mine,
                 job.attempts,
+                POLICY,
                 error=f"{type(exc).__name__}: {exc}",
-                max_attempts=_setting("ROSTER_JOB_MAX_ATTEMPTS", 3),
                 gave_up=_("多次导入失败，请重新上传或联系管理员。"),
+                drop=DROP_FILE,
             )
-            if not retried:
-                RosterJob.objects.filter(pk=job_id).update(data=None)
         else:
-            mine.update(status=JobStatus.DONE, result=result_record(result), data=None, finished_at=timezone.now())
+            mine.update(status=JobStatus.DONE, result=result_record(result), finished_at=timezone.now(), **DROP_FILE)
     return RosterJob.objects.defer("data").get(pk=job_id)
 
 
 def roster_jobs_dispatch(*, now: dt.datetime | None = None, budget: dt.timedelta = DISPATCH_BUDGET) -> dict:
     """What beat runs every few seconds: put back (or give up, dropping the file) jobs
-    whose worker died, then import the queued jobs, oldest first."""
-    now = now or timezone.now()
+    whose worker died, expire results older than ``ROSTER_JOB_KEEP_HOURS``, then import
+    the queued jobs, oldest first."""
     counts = jobs_sweep(
-        RosterJob,
-        now=now,
-        lease=dt.timedelta(seconds=_setting("ROSTER_JOB_LEASE_SECONDS", 1800)),
-        max_attempts=_setting("ROSTER_JOB_MAX_ATTEMPTS", 3),
-        timed_out=_("导入超时，请重新上传。"),
+        RosterJob, POLICY, now=now or timezone.now(), timed_out=_("导入超时，请重新上传。"), drop=DROP_ALL
     )
-    RosterJob.objects.filter(status=JobStatus.FAILED, data__isnull=False).update(data=None)
     return {**counts, "run": jobs_dispatch(RosterJob, lambda pk: roster_job_run(job_id=pk), budget=budget)}
 
 

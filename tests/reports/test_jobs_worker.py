@@ -94,7 +94,8 @@ def test_worker_sends_each_campus_round_in_a_task_of_its_own(worker, world):
 def test_worker_builds_a_background_ledger_for_its_owner(worker, world, client, settings):
     from django.urls import reverse
 
-    from reports.export_models import ExportRecord, LedgerJob, LedgerJobStatus
+    from config.jobs import JobStatus
+    from reports.export_models import ExportRecord, LedgerJob
     from reports.tasks import ledger_jobs_dispatch_task
     from tests.reports.test_ledger_jobs import text_of
 
@@ -111,7 +112,7 @@ def test_worker_builds_a_background_ledger_for_its_owner(worker, world, client, 
         lambda: LedgerJob.objects.filter(pk=job.pk, status__in=["done", "failed"]).exists(), what="the ledger job"
     )
     job.refresh_from_db()
-    assert (job.status, job.error, job.row_count) == (LedgerJobStatus.DONE, "", len(a.students))
+    assert (job.status, job.error, job.row_count) == (JobStatus.DONE, "", len(a.students))
     assert ExportRecord.objects.get().username == a.coordinator.username
     downloaded = client.get(reverse("ledgers:job_download", args=[job.pk]))
     assert downloaded.status_code == 200

@@ -16,8 +16,9 @@ from django.utils import timezone
 from openpyxl import load_workbook
 
 from campuses.models import Assignment, Role
+from config.jobs import JobStatus
 from reports import ledger_jobs
-from reports.export_models import ExportKind, ExportRecord, LedgerJob, LedgerJobStatus
+from reports.export_models import ExportKind, ExportRecord, LedgerJob
 from reports.ledger_jobs import ledger_job_run, ledger_jobs_dispatch, ledger_jobs_sweep
 from tests.reports.checkin import make_slots
 from tests.world import STAFF_PERSONAS
@@ -108,7 +109,7 @@ def test_asking_twice_joins_the_job_that_is_queued_or_running(world, client, slo
     for _ in range(3):
         assert ask(client, a.coordinator, "stay").status_code == 302
     job = LedgerJob.objects.get()
-    LedgerJob.objects.filter(pk=job.pk).update(status=LedgerJobStatus.RUNNING)
+    LedgerJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
     response = ask(client, a.coordinator, "stay")
     assert LedgerJob.objects.count() == 1
     assert "正在后台生成" in client.get(response["Location"]).content.decode()
@@ -211,8 +212,8 @@ def test_the_build_runs_as_the_owner_is_now(world, client, slots, small_limit, b
     # is now a class monitor (who may not have contact details for the whole college).
     Assignment.objects.filter(user=a.coordinator).delete()
     Assignment.objects.filter(user=a.college_admin).update(role=Role.LOGISTICS_OFFICER, college=None, campus=a.campus)
-    assert ledger_job_run(job_id=by_coordinator.pk).status == LedgerJobStatus.FAILED
-    assert ledger_job_run(job_id=by_college_admin.pk).status == LedgerJobStatus.FAILED
+    assert ledger_job_run(job_id=by_coordinator.pk).status == JobStatus.FAILED
+    assert ledger_job_run(job_id=by_college_admin.pk).status == JobStatus.FAILED
     by_coordinator.refresh_from_db()
     by_college_admin.refresh_from_db()
     assert by_coordinator.error == "单位不存在或不在您的管理范围内" and by_coordinator.data is None
@@ -224,7 +225,7 @@ def test_the_build_runs_as_the_owner_is_now(world, client, slots, small_limit, b
     a.college_admin.is_active = False
     a.college_admin.save()
     deactivated = ledger_job_run(job_id=LedgerJob.objects.latest("pk").pk)
-    assert (deactivated.status, deactivated.error) == (LedgerJobStatus.FAILED, "申请人的账号已停用。")
+    assert (deactivated.status, deactivated.error) == (JobStatus.FAILED, "申请人的账号已停用。")
     assert not ExportRecord.objects.exists()
 
 
@@ -233,10 +234,10 @@ def test_an_unexpected_failure_is_retried_then_given_up(world, client, slots, sm
     job = LedgerJob.objects.get()
     with mock.patch.object(ledger_jobs, "ledger_build", side_effect=RuntimeError("disk full")):
         for attempt in (1, 2):
-            assert ledger_job_run(job_id=job.pk).status == LedgerJobStatus.QUEUED
+            assert ledger_job_run(job_id=job.pk).status == JobStatus.QUEUED
             job.refresh_from_db()
             assert job.attempts == attempt and "disk full" in job.error
-        assert ledger_job_run(job_id=job.pk).status == LedgerJobStatus.FAILED
+        assert ledger_job_run(job_id=job.pk).status == JobStatus.FAILED
     job.refresh_from_db()
     assert job.attempts == 3 and "多次生成失败" in job.error and not ExportRecord.objects.exists()
     assert ledger_job_run(job_id=job.pk) is None
@@ -247,7 +248,7 @@ def test_one_dispatch_builds_every_queued_job_and_leaves_a_claimed_one(world, cl
     for user in (a.coordinator, b.coordinator, world.uni_admin):
         ask(client, user, "stay", background="1")
     first, second, third = LedgerJob.objects.order_by("pk")
-    LedgerJob.objects.filter(pk=second.pk).update(status=LedgerJobStatus.RUNNING, started_at=timezone.now())
+    LedgerJob.objects.filter(pk=second.pk).update(status=JobStatus.RUNNING, started_at=timezone.now())
     assert ledger_jobs_dispatch(budget=dt.timedelta(0))["run"] == 0  # no time: the next dispatch builds them
     assert ledger_jobs_dispatch() == {"put_back": 0, "given_up": 0, "expired": 0, "run": 2}
     statuses = dict(LedgerJob.objects.values_list("pk", "status"))
@@ -259,7 +260,7 @@ def test_a_failing_build_waits_for_the_next_dispatch(world, client, slots, small
     with mock.patch.object(ledger_jobs, "ledger_build", side_effect=RuntimeError("disk full")):
         assert ledger_jobs_dispatch()["run"] == 1
     assert LedgerJob.objects.get().attempts == 1  # tried once, not three times in a row
-    assert ledger_jobs_dispatch()["run"] == 1 and LedgerJob.objects.get().status == LedgerJobStatus.DONE
+    assert ledger_jobs_dispatch()["run"] == 1 and LedgerJob.objects.get().status == JobStatus.DONE
 
 
 def test_the_sweep_puts_back_a_dead_workers_job_gives_up_at_the_limit_and_expires_files(
@@ -271,21 +272,21 @@ def test_the_sweep_puts_back_a_dead_workers_job_gives_up_at_the_limit_and_expire
     lost, hopeless, done = LedgerJob.objects.order_by("pk")
     now = timezone.now()
     long_ago = now - dt.timedelta(hours=1)
-    LedgerJob.objects.filter(pk=lost.pk).update(status=LedgerJobStatus.RUNNING, started_at=long_ago, attempts=1)
-    LedgerJob.objects.filter(pk=hopeless.pk).update(status=LedgerJobStatus.RUNNING, started_at=long_ago, attempts=3)
+    LedgerJob.objects.filter(pk=lost.pk).update(status=JobStatus.RUNNING, started_at=long_ago, attempts=1)
+    LedgerJob.objects.filter(pk=hopeless.pk).update(status=JobStatus.RUNNING, started_at=long_ago, attempts=3)
     ledger_job_run(job_id=done.pk)
 
     assert ledger_jobs_sweep(now=now) == {"put_back": 1, "given_up": 1, "expired": 0}
     lost.refresh_from_db()
     hopeless.refresh_from_db()
-    assert lost.status == LedgerJobStatus.QUEUED and hopeless.status == LedgerJobStatus.FAILED
+    assert lost.status == JobStatus.QUEUED and hopeless.status == JobStatus.FAILED
     assert "超时" in hopeless.error
-    assert ledger_job_run(job_id=lost.pk).status == LedgerJobStatus.DONE
+    assert ledger_job_run(job_id=lost.pk).status == JobStatus.DONE
 
     in_four_days = now + dt.timedelta(hours=73)
     assert ledger_jobs_sweep(now=in_four_days)["expired"] == 2
     done.refresh_from_db()
-    assert done.status == LedgerJobStatus.EXPIRED and done.data is None
+    assert done.status == JobStatus.EXPIRED and done.data is None
     client.force_login(world.uni_admin)
     assert client.get(reverse("ledgers:job_download", args=[done.pk])).status_code == 409
 

@@ -156,3 +156,32 @@ def test_the_dispatch_is_on_beats_schedule(settings):
 
     entry = settings.CELERY_BEAT_SCHEDULE["roster-jobs-dispatch"]
     assert entry["task"] == roster_jobs_dispatch_task.name and entry["options"]["expires"] < entry["schedule"]
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_the_page_shows_the_first_problems_and_counts_the_rest_now_or_in_the_background(
+    world, client, tmp_path, settings, monkeypatch, background
+):
+    monkeypatch.setattr(roster_jobs, "KEPT_ERRORS", 2)
+    if not background:
+        settings.TONGXIN = {**settings.TONGXIN, "ROSTER_SYNC_MAX_BYTES": 10_000_000}
+    rows = [student_row(world, seq=n, 性别="?") for n in range(1, 4)]
+    response = upload(client, world["A"].college_admin, write_csv(tmp_path / "r.csv", rows))
+    if background:
+        roster_jobs_dispatch()
+        response = client.get(response["Location"])
+    body = response.content.decode()
+    assert body.count('<td class="column">性别</td>') == 2 and "另有 1 个问题未列出" in body
+    assert "文件中有 3 个问题（涉及 3 行）" in body
+
+
+def test_a_result_expires_with_the_problems_that_quote_the_file(world, client, tmp_path):
+    rows = [student_row(world, seq=1, 身份证号="123")]
+    response = upload(client, world["A"].college_admin, write_csv(tmp_path / "r.csv", rows))
+    roster_jobs_dispatch()
+    assert "123" in str(RosterJob.objects.get().result)
+    assert roster_jobs_dispatch(now=timezone.now() + dt.timedelta(hours=73))["expired"] == 1
+    job = RosterJob.objects.get()
+    assert (job.status, job.result, job.data) == (JobStatus.EXPIRED, None, None)
+    page = client.get(response["Location"]).content.decode()
+    assert "结果已过期" in page and 'id="roster-errors"' not in page
