@@ -16,6 +16,7 @@ user's active assignments are read once per request and cached on the user objec
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -106,6 +107,15 @@ class Scope:
     # -- who is this -------------------------------------------------------
     def has_role(self, *roles: str) -> bool:
         return self.everything or any(g.role in roles for g in self.grants)
+
+    def fingerprint(self) -> str:
+        """What this scope lets its user see, as a short string: two users with the same
+        fingerprint see the same students and the same details of them (the grants,
+        everything, their own student record; not who they are).  For caches shared
+        between such users (:mod:`reports.live_lists`)."""
+        grants = sorted((g.role, g.level, g.unit_id) for g in self.grants)
+        text = repr((self.everything, self.student_id, grants))
+        return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
     def narrowed(self, roles: Iterable[str]) -> Scope:
         """The part of this scope granted through ``roles`` — what the user reaches as,

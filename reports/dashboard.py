@@ -343,7 +343,8 @@ def _slot_states(node: UnitNode, on: dt.date) -> dict[str, str]:
 #: Levels whose live figures may be served from the cache for a short while: their
 #: roll-up reads a whole campus or university, and their viewers (coordinators, the
 #: student-affairs office) do not chase students from the page.  Colleges, grades and
-#: classes are always computed afresh, so a counsellor sees their own proxy report.
+#: classes are always computed afresh, so a counsellor sees their own proxy report.  The
+#: lists of those two levels' pages are kept with their figures (reports.live_lists).
 CACHED_LEVELS = frozenset({Level.CAMPUS, Level.UNIVERSITY})
 
 
@@ -372,16 +373,17 @@ def _compute_live(node: UnitNode, on: dt.date, codes: list[str]) -> dict[str, tu
     return out
 
 
-def _live_figures(node: UnitNode, on: dt.date) -> tuple[list[SlotFigures], dt.datetime]:
+def _live_figures(node: UnitNode, on: dt.date, *, fresh: bool = False) -> tuple[list[SlotFigures], dt.datetime]:
     """Today so far: one query for the slots and their state now, then the live
     roll-up — for a campus or the university possibly as computed less than
-    :func:`live_cache_seconds` ago.  Returns the figures and when they were computed."""
+    :func:`live_cache_seconds` ago, unless ``fresh``.  Returns the figures and when
+    they were computed."""
     states = _slot_states(node, on)
     codes = ordered_slot_codes(states)
     seconds = live_cache_seconds() if node.level in CACHED_LEVELS else 0
     key = f"tongxin:dashboard:live:{on.isoformat()}:{node.key}:{','.join(codes)}"
     cached = None
-    if seconds > 0:
+    if seconds > 0 and not fresh:
         try:
             cached = cache.get(key)
         except Exception:  # a cache outage must not take the dashboard down
@@ -781,16 +783,27 @@ class Dashboard:
         return Level(child).label if child else ""
 
 
-def dashboard(*, user, node: UnitNode, on: dt.date | None = None, slot_code: str | None = None) -> Dashboard:
+def dashboard(
+    *,
+    user,
+    node: UnitNode,
+    on: dt.date | None = None,
+    slot_code: str | None = None,
+    lists: bool = True,
+    fresh: bool = False,
+) -> Dashboard:
     """The dashboard of ``node`` (which the caller got from :func:`dashboard_unit` or
     :func:`dashboard_units`) for day ``on`` (default today; a future day is today) and
-    slot ``slot_code`` (default the first slot of the day with figures)."""
+    slot ``slot_code`` (default the first slot of the day with figures).  ``lists``
+    False leaves a live day's lists to :func:`live_lists` (a caller that may have them
+    already); ``fresh`` computes a campus's or the university's live figures even if
+    the cache holds some."""
     scope = scope_for(user)
     now_day = today()
     on = min(on or now_day, now_day)
     live = on == now_day
     if live:
-        slots, computed_at = _live_figures(node, on)
+        slots, computed_at = _live_figures(node, on, fresh=fresh)
     else:
         slots, computed_at = _snapshot_figures(node, on), None
     codes = [s.code for s in slots]
@@ -817,8 +830,19 @@ def dashboard(*, user, node: UnitNode, on: dt.date | None = None, slot_code: str
     )
     if node.level == Level.SCHOOL_CLASS:
         board.roster = _class_roster(scope, node, on, slot_code, live)
-    if not live or slot_code is None:
-        return board  # past days: the snapshots only
+    if lists:
+        live_lists(user=user, board=board)
+    return board
+
+
+def live_lists(*, user, board: Dashboard) -> None:
+    """Fill a live day's lists on ``board`` as ``user`` may see them: the missing list,
+    the abnormal reports and the open follow-ups, each its first :data:`LIST_LIMIT`
+    rows and its total.  Past days have none (the snapshots only)."""
+    if not board.live or board.slot_code is None:
+        return
+    scope = scope_for(user)
+    node, on, slot_code, current = board.node, board.on, board.slot_code, board.current
     in_unit = {UNIT_COLUMN[node.level]: node.id}
     detailed = missing_list_detailed(user)
     if detailed is not None:
@@ -838,7 +862,6 @@ def dashboard(*, user, node: UnitNode, on: dt.date | None = None, slot_code: str
         board.abnormal = _report_page(abnormal.order_by("school_class_id", "student_id"), scope, LIST_LIMIT)
     if scope.has_role(*CHASE_ROLES):
         board.follow_ups = _report_page(follow_up_list(user=user).filter(**in_unit), scope, LIST_LIMIT)
-    return board
 
 
 # ---------------------------------------------------------------------------

@@ -23,15 +23,14 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
-from reports import dashboard, services
-from reports.models import HealthStatus, SlotCode
+from reports import dashboard, live_lists, services
+from reports.forms import ContactForm, ProxyForm, proxy_fields
 from reports.services import ReportAnswer, SubmitOutcome
 from reports.signoff import SIGNOFF_LEVELS, SignOffError, signoff_confirm
 from reports.templatetags.tongxin_urls import cached_url
-from students.models import ContactLog, Whereabouts
+from students.models import ContactLog
 
 
 def staff_required(view):
@@ -87,8 +86,14 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
     else:
         return render(request, "reports/no_units.html", status=200)
 
+    fresh = live_lists.take_fresh(request.user, node)
     board = dashboard.dashboard(
-        user=request.user, node=node, on=_parse_date(request.GET.get("date")), slot_code=request.GET.get("slot")
+        user=request.user,
+        node=node,
+        on=_parse_date(request.GET.get("date")),
+        slot_code=request.GET.get("slot"),
+        lists=False,
+        fresh=fresh,
     )
     on, today, slot = board.on, board.today, board.slot_code
 
@@ -112,10 +117,9 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
             "today": url(node.key, today) if on != today else None,
         },
         "ledger_query": urlencode({"unit": node.key, "date": on.isoformat(), **({"slot": slot} if slot else {})}),
-        "here": request.get_full_path(),
-        # Only the missing list's rows the user chases carry the 代报 form.
-        "proxy_fields": proxy_fields() if board.missing and any(r.may_chase for r in board.missing.rows) else {},
     }
+    if board.live and board.slot_code is not None:
+        context["live_lists"] = live_lists.render_lists(request, board, here=request.get_full_path(), fresh=fresh)
     return render(request, "reports/dashboard.html", context)
 
 
@@ -171,49 +175,6 @@ def _error_message(exc: ValidationError) -> str:
     return "；".join(str(m) for m in exc.messages)
 
 
-class ContactForm(forms.Form):
-    student = forms.IntegerField(min_value=1)
-    channel = forms.ChoiceField(choices=ContactLog.Channel.choices, initial=ContactLog.Channel.PHONE, required=False)
-    outcome = forms.ChoiceField(
-        choices=[c for c in ContactLog.Outcome.choices if c[0] != ContactLog.Outcome.PROXY_REPORTED],
-        initial=ContactLog.Outcome.REACHED,
-        required=False,
-    )
-    note = forms.CharField(max_length=500, required=False)
-
-
-class ProxyForm(forms.Form):
-    """代报: what the counsellor heard on the phone."""
-
-    student = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
-    slot = forms.ChoiceField(label=gettext_lazy("时段"), choices=SlotCode.choices)
-    date = forms.DateField(label=gettext_lazy("日期"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    temperature = forms.DecimalField(
-        label=gettext_lazy("体温(°C)"),
-        required=False,
-        min_value=34,
-        max_value=42,
-        decimal_places=1,
-        max_digits=4,
-        widget=forms.NumberInput(attrs={"step": "0.1", "placeholder": "36.5"}),
-    )
-    health_status = forms.ChoiceField(
-        label=gettext_lazy("健康状况"), choices=HealthStatus.choices, initial=HealthStatus.HEALTHY
-    )
-    whereabouts = forms.ChoiceField(label=gettext_lazy("所在地"), choices=Whereabouts.choices)
-    province_code = forms.CharField(label=gettext_lazy("省份代码"), max_length=6, required=False)
-    city_code = forms.CharField(label=gettext_lazy("城市代码"), max_length=6, required=False)
-    note = forms.CharField(label=gettext_lazy("备注"), max_length=500, required=False)
-
-
-def proxy_fields() -> dict[str, str]:
-    """The proxy form's inputs rendered once per page: every row of a missing list
-    repeats them (rendering widgets row by row costs more than the page's queries)."""
-    form = ProxyForm(auto_id=False)
-    names = ("temperature", "health_status", "whereabouts", "province_code", "city_code", "note")
-    return {name: str(form[name]) for name in names}
-
-
 def _form_error(form: forms.Form) -> str:
     return "；".join(f"{form.fields[name].label or name}: {' '.join(errors)}" for name, errors in form.errors.items())
 
@@ -239,6 +200,7 @@ def contacted_view(request: HttpRequest) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, _error_message(exc))
     else:
+        live_lists.mark_fresh(request.user)  # the page it goes back to shows it
         messages.success(request, _("已登记联系记录。"))
     return _back(request)
 
@@ -273,6 +235,7 @@ def proxy_view(request: HttpRequest) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, _error_message(exc))
     else:
+        live_lists.mark_fresh(request.user)  # the page it goes back to shows it
         if result.outcome == SubmitOutcome.UNCHANGED:
             messages.info(request, _("报告与已有的一致，未作修改。"))
         else:
@@ -296,6 +259,7 @@ def follow_up_view(request: HttpRequest) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, _error_message(exc))
     else:
+        live_lists.mark_fresh(request.user)  # the page it goes back to shows it
         messages.success(request, _("已关闭跟进。"))
     return _back(request)
 

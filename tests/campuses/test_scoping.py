@@ -195,3 +195,24 @@ def test_reaches_all_of_a_unit_only_through_a_grant_at_it_or_above(world):
     assert not monitor.reaches_all_of(grade, roles=[Role.CLASS_MONITOR])
     assert scope_for(world.uni_admin).reaches_all_of(grade, roles=[Role.UNIVERSITY_ADMIN])  # a grant at the top
     assert Scope(user_id=None, everything=True).reaches_all_of(grade, roles=[Role.CLASS_MONITOR])  # a superuser
+
+
+def test_fingerprint_is_what_the_user_sees_not_who_they_are(world):
+    """Equal grants, in any order, give one fingerprint; any other grant, role, unit or
+    an own student record gives another (reports.live_lists shares renderings by it)."""
+    from campuses.scoping import Grant
+
+    a, b = Grant("counsellor", "grade", 1), Grant("campus_coordinator", "campus", 2)
+    base = Scope(user_id=1, grants=(a, b))
+    assert Scope(user_id=2, grants=(b, a)).fingerprint() == base.fingerprint()
+    others = [
+        Scope(user_id=1, grants=(a,)),
+        Scope(user_id=1, grants=(a, Grant("campus_coordinator", "campus", 3))),
+        Scope(user_id=1, grants=(a, Grant("psychological_counsellor", "campus", 2))),
+        Scope(user_id=1, grants=(a, Grant("campus_coordinator", "college", 2))),
+        Scope(user_id=1, student_id=7, grants=(a, b)),
+        Scope(user_id=1, everything=True),
+    ]
+    assert len({base.fingerprint(), *(s.fingerprint() for s in others)}) == len(others) + 1
+    coordinator = world["A"].coordinator
+    assert scope_for(coordinator).fingerprint() != scope_for(world["B"].coordinator).fingerprint()

@@ -7,7 +7,7 @@ import datetime as dt
 from django.template import Context, Template
 from django.utils import translation
 
-from reports.views import proxy_fields
+from reports.forms import proxy_fields
 
 ROWS = [3, 41, 1_000_007]
 
