@@ -110,7 +110,7 @@ def measure(*, on: dt.date, today: dt.date, slot_code: str = "morning", repeats:
             url = f"/dashboard/?unit={level}:{unit_id}&slot={slot_code}"
             if day_kind == "past":
                 url += f"&date={day.isoformat()}"
-            opening = first_view(client, user, url) if cached else None  # before the cache holds the page
+            opening = first_view(client, url) if cached else None  # before the cache holds the page
             reset_queries()  # a request resets the log: start from empty
             with CaptureQueriesContext(connection) as captured:
                 response = client.get(url)
@@ -120,7 +120,7 @@ def measure(*, on: dt.date, today: dt.date, slot_code: str = "morning", repeats:
             page = timings(lambda client=client, url=url: client.get(url), repeats=repeats, warmup=0)
             if cached:
                 opening["page"] = summary(
-                    [opening.pop("seconds"), *(first_view(client, user, url)["seconds"] for _ in range(repeats // 2))]
+                    [opening.pop("seconds"), *(first_view(client, url)["seconds"] for _ in range(repeats // 2))]
                 )
             started = time.perf_counter()
             raw_read(level=level, unit_id=unit_id, on=day, slot_code=slot_code)
@@ -152,12 +152,14 @@ def measure(*, on: dt.date, today: dt.date, slot_code: str = "morning", repeats:
     return out
 
 
-def first_view(client: Client, user, url: str) -> dict:
+def first_view(client: Client, url: str) -> dict:
     """One view of a live campus or university page as its minute's first viewer sees
     it: the figures and the lists computed, not read from the cache (the mark a user's
-    action leaves, :func:`reports.live_lists.mark_fresh`, set before the clock starts).
-    Seconds and statements."""
-    mark_fresh(user)
+    action leaves in their session, :func:`reports.live_lists.mark_fresh`, set before the
+    clock starts).  Seconds and statements."""
+    session = client.session
+    mark_fresh(session)
+    session.save()
     reset_queries()
     with CaptureQueriesContext(connection) as captured:
         started = time.perf_counter()

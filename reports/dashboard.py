@@ -325,13 +325,27 @@ class SlotFigures:
         return SlotState(self.state).label if self.state else ""
 
 
+@per_vendor
+def _active_slots_sql() -> tuple[str, str, list]:
+    """The active slots' columns that decide their state, for every campus and for one
+    (a raw statement like the snapshot reads below: every live page makes it)."""
+    table, c = quoted_columns(CheckinSlot)
+    columns, fields = select_list(CheckinSlot, names=("code", "opens_at", "due_at", "closes_at"))
+    everywhere = f"SELECT {columns} FROM {table} WHERE {c['active']} = %s"
+    return everywhere, f"{everywhere} AND {c['campus']} = %s", fields
+
+
 def _slot_states(node: UnitNode, on: dt.date) -> dict[str, str]:
     """Today's active slot codes for the unit's campus (or all campuses), each with its
     state now: open if one campus's slot is open, closed once all are (one query)."""
-    slots = CheckinSlot.objects.filter(active=True)
+    everywhere, one_campus, fields = _active_slots_sql()
     campus = next((ref for ref in node.chain if ref.level == Level.CAMPUS), None)
-    if campus is not None:
-        slots = slots.filter(campus_id=campus.id)
+    with connection.cursor() as cursor:
+        if campus is None:
+            cursor.execute(everywhere, [True])
+        else:
+            cursor.execute(one_campus, [True, campus.id])
+        slots = [instance_from_row(CheckinSlot, fields, row) for row in cursor.fetchall()]
     now = local_now()
     states: dict[str, set[str]] = {}
     for slot in slots:

@@ -16,9 +16,10 @@ rendered once for the figures they belong to and kept with them:
 - it holds the language;
 - the forms' CSRF token and their ``next`` (the page's address) are markers in the kept
   HTML, replaced by the viewer's own token and address on every view;
-- a user who has just acted from a page (已联系, 代报, 已跟进: :func:`mark_fresh`) gets
-  the figures and the lists computed afresh on their next view, so the page they are
-  sent back to shows what they did; everyone else sees it within the minute.
+- a user who has just acted from a page (已联系, 代报, 已跟进: :func:`mark_fresh`, a mark
+  in their session) gets the figures and the lists computed afresh on their next view,
+  so the page they are sent back to shows what they did; everyone else — and the same
+  user in another browser — sees it within the minute.
 
 Colleges, grades and classes — the counsellors' pages, from which students are chased —
 are never cached: their lists are rendered for each view, as before.  A cache outage
@@ -28,7 +29,9 @@ renders the lists for each view.
 from __future__ import annotations
 
 import contextlib
+import time
 
+from django.contrib.sessions.backends.base import SessionBase
 from django.core.cache import cache
 from django.http import HttpRequest
 from django.middleware.csrf import get_token
@@ -48,31 +51,29 @@ CSRF_MARKER = "__tongxin_csrf_token__"
 HERE_MARKER = "__tongxin_here__"
 
 
-def _fresh_key(user) -> str:
-    return f"tongxin:dashboard:fresh:{user.pk}"
+#: The session's mark of :func:`mark_fresh`: until when (a POSIX time) its next view is
+#: to be computed afresh.
+FRESH_SESSION_KEY = "tongxin_dashboard_fresh"
 
 
-def mark_fresh(user) -> None:
-    """``user`` has just changed what a list shows: their next view of a campus's or
-    the university's dashboard is computed afresh (for up to a minute)."""
+def mark_fresh(session: SessionBase) -> None:
+    """The user of ``session`` has just changed what a list shows: their next view of a
+    campus's or the university's dashboard, from the same browser, is computed afresh
+    (for up to :func:`~reports.dashboard.live_cache_seconds`, after which any view is).
+    The mark lives in the session — which every signed-in page reads anyway — so a
+    view pays no cache round trip to look for it."""
     seconds = dashboard.live_cache_seconds()
     if seconds > 0:
-        with contextlib.suppress(Exception):  # a cache outage: nothing is cached either
-            cache.set(_fresh_key(user), True, seconds)
+        session[FRESH_SESSION_KEY] = time.time() + seconds
 
 
-def take_fresh(user, node: dashboard.UnitNode) -> bool:
+def take_fresh(session: SessionBase, node: dashboard.UnitNode) -> bool:
     """Is this view of ``node`` to be computed afresh?  Consumes the mark of
     :func:`mark_fresh` (only for the levels whose pages are cached)."""
-    if node.level not in dashboard.CACHED_LEVELS or dashboard.live_cache_seconds() <= 0:
+    if node.level not in dashboard.CACHED_LEVELS or FRESH_SESSION_KEY not in session:
         return False
-    try:
-        fresh = cache.get(_fresh_key(user))
-        if fresh:
-            cache.delete(_fresh_key(user))
-    except Exception:
-        return False
-    return bool(fresh)
+    until = session.pop(FRESH_SESSION_KEY)
+    return isinstance(until, int | float) and time.time() < until
 
 
 def _key(request: HttpRequest, board: dashboard.Dashboard) -> str:

@@ -86,7 +86,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
     else:
         return render(request, "reports/no_units.html", status=200)
 
-    fresh = live_lists.take_fresh(request.user, node)
+    fresh = live_lists.take_fresh(request.session, node)
     board = dashboard.dashboard(
         user=request.user,
         node=node,
@@ -200,7 +200,7 @@ def contacted_view(request: HttpRequest) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, _error_message(exc))
     else:
-        live_lists.mark_fresh(request.user)  # the page it goes back to shows it
+        live_lists.mark_fresh(request.session)  # the page it goes back to shows it
         messages.success(request, _("已登记联系记录。"))
     return _back(request)
 
@@ -235,7 +235,7 @@ def proxy_view(request: HttpRequest) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, _error_message(exc))
     else:
-        live_lists.mark_fresh(request.user)  # the page it goes back to shows it
+        live_lists.mark_fresh(request.session)  # the page it goes back to shows it
         if result.outcome == SubmitOutcome.UNCHANGED:
             messages.info(request, _("报告与已有的一致，未作修改。"))
         else:
@@ -259,7 +259,7 @@ def follow_up_view(request: HttpRequest) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, _error_message(exc))
     else:
-        live_lists.mark_fresh(request.user)  # the page it goes back to shows it
+        live_lists.mark_fresh(request.session)  # the page it goes back to shows it
         messages.success(request, _("已关闭跟进。"))
     return _back(request)
 

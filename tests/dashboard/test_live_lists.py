@@ -8,12 +8,13 @@ classes are never cached."""
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from django.test import Client
 
 from campuses.models import Assignment, Role
-from reports.live_lists import CSRF_MARKER
+from reports.live_lists import CSRF_MARKER, FRESH_SESSION_KEY, mark_fresh
 from students.models import ContactLog
 from tests.dashboard.scenario import as_ints, card_figures
 from tests.dashboard.test_views import page, unit_url
@@ -149,6 +150,27 @@ def test_the_actor_sees_their_action_on_the_page_they_are_sent_back_to(client, w
     # Once: the view after is served from the cache again (now the fresh rendering).
     again = page(client, user, campus)
     assert missing_ids(again) == missing_ids(response.text)
+
+
+def test_the_actors_mark_is_their_sessions_and_lapses_with_the_minute(client, world, day, cached):
+    a = world["A"]
+    campus = unit_url(f"campus:{a.campus.pk}")
+    assert missing_ids(page(client, a.coordinator, campus)) == {a.students[2].pk, a.students[5].pk}  # kept
+    submit(a.students[2], when=local(9, 30))
+
+    session = client.session
+    session[FRESH_SESSION_KEY] = time.time() - 1  # marked over a minute ago
+    session.save()
+    assert a.students[2].pk in missing_ids(page(client, a.coordinator, campus))  # still the kept rendering
+    assert FRESH_SESSION_KEY not in client.session  # the lapsed mark is gone
+
+    elsewhere = Client()  # the same user in another browser: no mark there
+    elsewhere.force_login(a.coordinator)
+    session = client.session
+    mark_fresh(session)
+    session.save()
+    assert a.students[2].pk in missing_ids(page(elsewhere, a.coordinator, campus))
+    assert missing_ids(page(client, a.coordinator, campus)) == {a.students[5].pk}  # the marked browser: afresh
 
 
 def test_an_english_viewer_gets_english_lists(client, world, day, cached):

@@ -15,7 +15,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from campuses.models import Assignment, Role
-from reports.models import DailyReport, ReportSource
+from reports.models import CheckinSlot, DailyReport, ReportSource
 from reports.rollup import rollup_compile_day
 from reports.rollup_models import SignOff, SignOffState
 from reports.services import ReportAnswer, report_submit_proxy
@@ -68,6 +68,21 @@ def test_staff_without_duties_sees_no_units(client, world):
 # ---------------------------------------------------------------------------
 # What each role sees
 # ---------------------------------------------------------------------------
+def test_a_slots_state_is_its_campuses_own(client, world, day):
+    """At 09:30 campus B's morning check has closed (at 09:15) and campus A's has not
+    (10:00): each campus's card says its own, the university's says open while one is."""
+    b = world["B"]
+    CheckinSlot.objects.filter(campus=b.campus, code="morning").update(closes_at="09:15")
+
+    def state(text: str) -> str:
+        card = re.search(r'data-slot-card="morning">\s*<h2>[^<]*<span class="badge[^"]*">([^<]+)</span>', text)
+        return card.group(1)
+
+    assert state(page(client, b.coordinator)) == "已关闭"
+    assert state(page(client, world["A"].coordinator)) == "进行中"
+    assert state(page(client, world.uni_admin)) == "进行中"
+
+
 def test_coordinator_sees_campus_figures_equal_to_the_database(client, world, day):
     a = world["A"]
 
