@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from django.core.exceptions import PermissionDenied
@@ -10,6 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import translation
 
 from campuses.models import Building, College, Grade, Room, SchoolClass
 from campuses.scoping import Scope, scope_for
@@ -597,3 +599,26 @@ def test_the_import_pauses_the_garbage_collector_and_restores_it(world, tmp_path
         assert gc.isenabled() is enabled
     finally:
         gc.enable()
+
+
+def test_command_speaks_english_when_asked(world, tmp_path, capsys):
+    """``--language en``: the command's own words, the problems and the progress in
+    English — only the file's words (its column 性别 and the values it allows) stay."""
+    bad = write_csv(tmp_path / "bad.csv", [student_row(world, seq=1), student_row(world, seq=2, 性别="?")])
+    with pytest.raises(CommandError) as refused:
+        call_command("import_roster", str(bad), "--language", "en")
+    good = write_csv(tmp_path / "good.csv", [student_row(world, seq=n) for n in range(3, 6)])
+    call_command("import_roster", str(good), "--language", "en")
+
+    captured = capsys.readouterr()
+    assert "1 problem(s) found in 1 row(s):" in captured.out
+    assert captured.out.splitlines()[1].split() == ["Row", "Column", "Problem"]
+    assert "Not imported: 2 row(s); 0 new" in captured.out
+    assert "Import done: 3 row(s); 3 new, 0 updated, 0 unchanged" in captured.out
+    assert "Reading 100%" in captured.err and "Writing 100%" in captured.err
+    assert "nothing was imported" in str(refused.value)
+    words = captured.out + captured.err + str(refused.value)
+    for own in ("性别", "男", "女"):
+        words = words.replace(own, "")
+    assert not re.search(r"[\u4e00-\u9fff\u3000-\u303f\uff00-\uffef]", words)
+    assert translation.get_language() == "zh-hans"  # the command's language does not outlive it

@@ -3,7 +3,8 @@
 Runs :func:`students.roster.roster_import` as a given user (``--as-user``, whose
 scope limits what may be imported) or, without it, as the operator with full scope.
 Progress goes to stderr; the error report is printed as a table (行, 列, 问题); the
-command fails when the file has errors and nothing was imported.
+command fails when the file has errors and nothing was imported.  Its output is in
+Chinese (``LANGUAGE_CODE``), or in English with ``--language en`` — the problems too.
 """
 
 from __future__ import annotations
@@ -11,12 +12,24 @@ from __future__ import annotations
 import time
 import unicodedata
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from campuses.scoping import Scope, scope_for
-from students.roster import UNIT_LABELS, RosterError, RosterImportResult, roster_import
+from students.roster import (
+    STAGE_CHECK,
+    STAGE_READ,
+    STAGE_WRITE,
+    UNIT_LABELS,
+    RosterError,
+    RosterImportResult,
+    roster_import,
+)
 
 #: Errors printed at most; the rest are counted.
 MAX_PRINTED_ERRORS = 500
@@ -31,35 +44,59 @@ def _pad(text: str, width: int) -> str:
 
 
 def error_table(errors: list[RosterError], limit: int = MAX_PRINTED_ERRORS) -> str:
-    """The errors as an aligned text table with Chinese headers."""
+    """The errors as an aligned text table, its headers in the active language."""
     shown = errors[:limit]
-    lines = [(str(e.row) if e.row else "文件", e.column or "-", e.message) for e in shown]
-    row_w = max([_width("行"), *(_width(r) for r, _, _ in lines)])
-    col_w = max([_width("列"), *(_width(c) for _, c, _ in lines)])
-    out = [f"{_pad('行', row_w)}  {_pad('列', col_w)}  问题", f"{'-' * row_w}  {'-' * col_w}  {'-' * 20}"]
+    row_head, column_head, problem_head = _("行"), _("列"), _("问题")
+    lines = [(str(e.row) if e.row else _("文件"), e.column or "-", e.message) for e in shown]
+    row_w = max([_width(row_head), *(_width(r) for r, _c, _m in lines)])
+    col_w = max([_width(column_head), *(_width(c) for _r, c, _m in lines)])
+    out = [
+        f"{_pad(row_head, row_w)}  {_pad(column_head, col_w)}  {problem_head}",
+        f"{'-' * row_w}  {'-' * col_w}  {'-' * 20}",
+    ]
     out += [f"{_pad(r, row_w)}  {_pad(c, col_w)}  {m}" for r, c, m in lines]
     if len(errors) > limit:
-        out.append(f"…… 另有 {len(errors) - limit} 个问题未列出")
+        out.append(_("…… 另有 %(count)d 个问题未列出") % {"count": len(errors) - limit})
     return "\n".join(out)
 
 
+def _stage_label(stage: str) -> str:
+    """The import's stage (students.roster's constants) in the active language."""
+    labels = {STAGE_READ: _("读取"), STAGE_CHECK: _("校验"), STAGE_WRITE: _("写入")}
+    return labels.get(stage, stage)
+
+
 class Command(BaseCommand):
-    help = "导入学生花名册（.xlsx 或 .csv）：默认全部无误才导入；--allow-partial 只导入无误的行。"
+    help = gettext_lazy("导入学生花名册（.xlsx 或 .csv）：默认全部无误才导入；--allow-partial 只导入无误的行。")
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("file", help="花名册文件路径（.xlsx 或 .csv）")
-        parser.add_argument("--allow-partial", action="store_true", help="只导入没有问题的行，其余行列出问题")
-        parser.add_argument("--as-user", metavar="USERNAME", help="以该用户的管理范围导入（默认：不限范围）")
-        parser.add_argument("--dry-run", action="store_true", help="完整校验并演练写入，最后回滚，不保存")
+        parser.add_argument("file", help=gettext_lazy("花名册文件路径（.xlsx 或 .csv）"))
+        parser.add_argument(
+            "--allow-partial", action="store_true", help=gettext_lazy("只导入没有问题的行，其余行列出问题")
+        )
+        parser.add_argument(
+            "--as-user", metavar="USERNAME", help=gettext_lazy("以该用户的管理范围导入（默认：不限范围）")
+        )
+        parser.add_argument("--dry-run", action="store_true", help=gettext_lazy("完整校验并演练写入，最后回滚，不保存"))
+        parser.add_argument(
+            "--language",
+            choices=[code for code, _name in settings.LANGUAGES],
+            default=settings.LANGUAGE_CODE,
+            help=gettext_lazy("输出的语言（默认 %(default)s）"),
+        )
 
     def handle(self, *args, **options) -> None:
+        with translation.override(options["language"]):
+            self._import(options)
+
+    def _import(self, options: dict) -> None:
         actor = None
         scope = Scope(user_id=None, everything=True)
         if options["as_user"]:
             try:
                 actor = get_user_model().objects.get(username=options["as_user"])
             except get_user_model().DoesNotExist as exc:
-                raise CommandError(f"用户 {options['as_user']} 不存在") from exc
+                raise CommandError(_("用户 %(username)s 不存在") % {"username": options["as_user"]}) from exc
             scope = scope_for(actor)
 
         started = time.monotonic()
@@ -74,31 +111,47 @@ class Command(BaseCommand):
                 progress=progress,
             )
         except FileNotFoundError as exc:
-            raise CommandError(f"找不到文件：{options['file']}") from exc
+            raise CommandError(_("找不到文件：%(path)s") % {"path": options["file"]}) from exc
         except PermissionDenied as exc:
             raise CommandError(str(exc)) from exc
         progress.finish()
         elapsed = time.monotonic() - started
 
         if result.errors:
-            self.stdout.write(self.style.WARNING(f"发现 {len(result.errors)} 个问题（涉及 {result.error_rows} 行）："))
+            self.stdout.write(
+                self.style.WARNING(
+                    _("发现 %(count)d 个问题（涉及 %(rows)d 行）：")
+                    % {"count": len(result.errors), "rows": result.error_rows}
+                )
+            )
             self.stdout.write(error_table(result.errors))
         self.stdout.write(self._summary(result, elapsed))
         rows_done = result.created + result.updated + result.unchanged
         if result.errors and not rows_done:
-            raise CommandError("文件有错误，未导入任何数据。请修改后重新导入，或使用 --allow-partial 只导入无误的行。")
+            raise CommandError(
+                _("文件有错误，未导入任何数据。请修改后重新导入，或使用 --allow-partial 只导入无误的行。")
+            )
 
     @staticmethod
     def _summary(result: RosterImportResult, elapsed: float) -> str:
-        verb = "演练（未保存）" if result.dry_run else "导入完成" if result.imported else "未导入"
-        parts = [f"新增 {result.created}", f"更新 {result.updated}", f"未变 {result.unchanged}"]
+        verb = _("演练（未保存）") if result.dry_run else _("导入完成") if result.imported else _("未导入")
+        parts = [
+            _("新增 %(n)d") % {"n": result.created},
+            _("更新 %(n)d") % {"n": result.updated},
+            _("未变 %(n)d") % {"n": result.unchanged},
+        ]
         if result.skipped:
-            parts.append(f"跳过有问题的行 {result.skipped}")
-        units = "，".join(f"{UNIT_LABELS[k]} {v}" for k, v in result.units_created.items())
-        line = f"{verb}：共 {result.total_rows} 行；" + "，".join(parts)
+            parts.append(_("跳过有问题的行 %(n)d") % {"n": result.skipped})
+        comma = _("，")
+        units = comma.join(f"{UNIT_LABELS[k]} {v}" for k, v in result.units_created.items())
+        line = _("%(verb)s：共 %(rows)d 行；%(counts)s") % {
+            "verb": verb,
+            "rows": result.total_rows,
+            "counts": comma.join(parts),
+        }
         if units:
-            line += f"；新建单位：{units}"
-        return f"{line}（用时 {elapsed:.1f} 秒）"
+            line += _("；新建单位：%(units)s") % {"units": units}
+        return line + _("（用时 %(seconds).1f 秒）") % {"seconds": elapsed}
 
 
 class _Progress:
@@ -111,6 +164,7 @@ class _Progress:
 
     def __call__(self, done: int, total: int, stage: str) -> None:
         percent = int(done * 100 / total) if total else 0
+        stage = _stage_label(stage)
         if self.tty:
             bar = "#" * (percent // 5)
             self.stream.write(f"\r{stage} [{bar:<20}] {percent:3d}% ({done}/{total})", ending="")
