@@ -72,8 +72,7 @@ def take_fresh(session: SessionBase, node: dashboard.UnitNode) -> bool:
     :func:`mark_fresh` (only for the levels whose pages are cached)."""
     if node.level not in dashboard.CACHED_LEVELS or FRESH_SESSION_KEY not in session:
         return False
-    until = session.pop(FRESH_SESSION_KEY)
-    return isinstance(until, int | float) and time.time() < until
+    return time.time() < session.pop(FRESH_SESSION_KEY)
 
 
 def _key(request: HttpRequest, board: dashboard.Dashboard) -> str:

@@ -133,6 +133,12 @@ REASON = "花名册导入"
 STAGE_READ = "读取"
 STAGE_CHECK = "校验"
 STAGE_WRITE = "写入"
+#: The stages as shown to the importer (the constants above are what ``progress`` gets).
+STAGE_LABELS = {
+    STAGE_READ: gettext_lazy("读取"),
+    STAGE_CHECK: gettext_lazy("校验"),
+    STAGE_WRITE: gettext_lazy("写入"),
+}
 
 _STUDENT_NUMBER_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]*$")
 _PHONE_RE = re.compile(r"^1[3-9]\d{9}$")

@@ -622,3 +622,13 @@ def test_command_speaks_english_when_asked(world, tmp_path, capsys):
         words = words.replace(own, "")
     assert not re.search(r"[\u4e00-\u9fff\u3000-\u303f\uff00-\uffef]", words)
     assert translation.get_language() == "zh-hans"  # the command's language does not outlive it
+
+
+def test_the_commands_error_table_counts_the_problems_it_does_not_print():
+    from students.management.commands.import_roster import error_table
+
+    errors = [RosterError(row=n, column="性别", message="x") for n in (2, 3, 4)]
+    assert error_table(errors, limit=2).splitlines()[-1] == "…… 另有 1 个问题未列出。"
+    with translation.override("en"):
+        assert error_table(errors, limit=2).splitlines()[-1] == "… and 1 more problems not listed."
+    assert len(error_table(errors, limit=3).splitlines()) == 2 + 3  # headers, rule, every row

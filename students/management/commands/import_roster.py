@@ -21,15 +21,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from campuses.scoping import Scope, scope_for
-from students.roster import (
-    STAGE_CHECK,
-    STAGE_READ,
-    STAGE_WRITE,
-    UNIT_LABELS,
-    RosterError,
-    RosterImportResult,
-    roster_import,
-)
+from students.roster import STAGE_LABELS, UNIT_LABELS, RosterError, RosterImportResult, roster_import
 
 #: Errors printed at most; the rest are counted.
 MAX_PRINTED_ERRORS = 500
@@ -56,14 +48,8 @@ def error_table(errors: list[RosterError], limit: int = MAX_PRINTED_ERRORS) -> s
     ]
     out += [f"{_pad(r, row_w)}  {_pad(c, col_w)}  {m}" for r, c, m in lines]
     if len(errors) > limit:
-        out.append(_("…… 另有 %(count)d 个问题未列出") % {"count": len(errors) - limit})
+        out.append(_("…… 另有 %(n)s 个问题未列出。") % {"n": len(errors) - limit})  # the upload page's words
     return "\n".join(out)
-
-
-def _stage_label(stage: str) -> str:
-    """The import's stage (students.roster's constants) in the active language."""
-    labels = {STAGE_READ: _("读取"), STAGE_CHECK: _("校验"), STAGE_WRITE: _("写入")}
-    return labels.get(stage, stage)
 
 
 class Command(BaseCommand):
@@ -164,7 +150,7 @@ class _Progress:
 
     def __call__(self, done: int, total: int, stage: str) -> None:
         percent = int(done * 100 / total) if total else 0
-        stage = _stage_label(stage)
+        stage = str(STAGE_LABELS.get(stage, stage))
         if self.tty:
             bar = "#" * (percent // 5)
             self.stream.write(f"\r{stage} [{bar:<20}] {percent:3d}% ({done}/{total})", ending="")
