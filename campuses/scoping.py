@@ -24,7 +24,7 @@ from django.db import connection, models
 from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet, Value
 from django.utils import timezone
 
-from campuses.bulk import per_vendor, quoted_columns
+from campuses.bulk import array_param, in_array_sql, per_vendor, quoted_columns
 from campuses.models import (
     UNIT_FIELDS,
     Assignment,
@@ -127,7 +127,9 @@ class Scope:
         return Scope(user_id=self.user_id, grants=tuple(g for g in self.grants if g.role in wanted))
 
     # -- building blocks ---------------------------------------------------
-    def _grant_q(self, paths: dict[str, str], prefix: str, roles: Iterable[str] | None) -> Q:
+    def _granted(self, paths: dict[str, str], roles: Iterable[str] | None) -> dict[str, list[int]]:
+        """The granted units by level (in ``UNIT_FIELDS`` order), of the grants through
+        ``roles`` (all for None) at the levels ``paths`` reaches."""
         wanted = None if roles is None else set(roles)
         by_level: dict[str, set[int]] = {}
         for grant in self.grants:
@@ -135,10 +137,12 @@ class Scope:
                 continue
             if grant.level in paths:
                 by_level.setdefault(grant.level, set()).add(grant.unit_id)
+        return {level: sorted(by_level[level]) for level in UNIT_FIELDS if level in by_level}
+
+    def _grant_q(self, paths: dict[str, str], prefix: str, roles: Iterable[str] | None) -> Q:
         q = Q(pk__in=[])  # matches nothing: no grant, no rows
-        for level in UNIT_FIELDS:
-            if level in by_level:
-                q |= Q(**{f"{prefix}{paths[level]}__in": sorted(by_level[level])})
+        for level, ids in self._granted(paths, roles).items():
+            q |= Q(**{f"{prefix}{paths[level]}__in": ids})
         return q
 
     def student_q(self, *, prefix: str = "", roles: Iterable[str] | None = None) -> Q:
@@ -151,6 +155,30 @@ class Scope:
         if self.student_id is not None and roles is None:
             q |= Q(**{f"{prefix}pk" if not prefix else f"{prefix}id": self.student_id})
         return q
+
+    def student_sql(self, alias: str, *, roles: Iterable[str] | None = None, name: str = "scope") -> tuple[str, dict]:
+        """:meth:`student_q` as SQL for a hand-written statement: a condition on the
+        students' table under ``alias``, and its named parameters (``name``-prefixed,
+        one array per level, so the statement's text is the same whatever the number
+        of units).  The same grants, read the same way, as the Q."""
+        if self.everything:
+            return "1 = 1", {}
+        _student_table, column = quoted_columns(_student_model())
+        campus_table, campus = quoted_columns(Campus)
+        terms, params = [], {}
+        for level, ids in self._granted(STUDENT_PATHS, roles).items():
+            key = f"{name}_{level}"
+            test = in_array_sql().replace("%s", f"%({key})s")
+            if level == "university":  # reached through the student's campus
+                of_university = f"SELECT {campus['id']} FROM {campus_table} WHERE {campus['university']} {test}"
+                terms.append(f"{alias}.{column['campus']} IN ({of_university})")
+            else:
+                terms.append(f"{alias}.{column[level]} {test}")
+            params[key] = array_param(ids)
+        if self.student_id is not None and roles is None:
+            terms.append(f"{alias}.{column['id']} = %({name}_self)s")
+            params[f"{name}_self"] = self.student_id
+        return (f"({' OR '.join(terms)})" if terms else "1 = 0"), params
 
     def reaches_all_of(self, units: Iterable[tuple[str, int]], *, roles: Iterable[str]) -> bool:
         """Does this scope reach every student under a unit through one of ``roles`` —
@@ -206,6 +234,12 @@ class Scope:
             pii_phone=self.role_flag(FULL_PHONE_ROLES, prefix=prefix),
             pii_id=self.role_flag(FULL_ID_ROLES, prefix=prefix),
         )
+
+
+def _student_model() -> type[models.Model]:
+    from students.models import Student  # students depends on campuses, not the reverse
+
+    return Student
 
 
 def _today() -> dt.date:

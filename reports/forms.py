@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+
 from django import forms
+from django.utils import translation
 from django.utils.translation import gettext_lazy
 
 from reports.models import HealthStatus, SlotCode
@@ -45,8 +48,15 @@ class ProxyForm(forms.Form):
 
 
 def proxy_fields() -> dict[str, str]:
-    """The proxy form's inputs rendered once per page: every row of a missing list
-    repeats them (rendering widgets row by row costs more than the page's queries)."""
+    """The proxy form's inputs, rendered once per process and language: every row of a
+    missing list repeats them (rendering widgets row by row cost more than the page's
+    queries, and rendering them for each page a twentieth of a class's live page).
+    They hold nothing of the viewer or the row: the form is unbound, its choices fixed."""
+    return dict(_proxy_fields(translation.get_language()))
+
+
+@functools.cache
+def _proxy_fields(language: str | None) -> tuple[tuple[str, str], ...]:
     form = ProxyForm(auto_id=False)
     names = ("temperature", "health_status", "whereabouts", "province_code", "city_code", "note")
-    return {name: str(form[name]) for name in names}
+    return tuple((name, str(form[name])) for name in names)

@@ -53,6 +53,10 @@ _FIGURE_SUMS = """
            SUM(CASE WHEN COALESCE(r.whereabouts, s.whereabouts) NOT IN ('on_campus', 'home') THEN 1 ELSE 0 END)
                AS f11"""
 
+#: The excusals in force on ``%(date)s`` (:func:`reports.selectors.excusals_on` in SQL),
+#: for the statements that count and list who is expected.
+EXCUSED_ON_SQL = "starts_on <= %(date)s AND (ends_on IS NULL OR ends_on >= %(date)s)"
+
 _ROLLUP_SQL = """
 SELECT c.*, k.name AS class_name, g.id AS grade_id, g.name AS grade_name, co.id AS college_id,
        co.name AS college_name, ca.id AS campus_id, ca.name AS campus_name, u.id AS university_id,
@@ -64,8 +68,7 @@ FROM (
     JOIN {slot} sl ON sl.campus_id = s.campus_id AND sl.code IN ({slots}) AND sl.active
     LEFT JOIN {report} r ON r.student_id = s.id AND r.date = %(date)s AND r.slot_id = sl.id
     LEFT JOIN (
-        SELECT DISTINCT student_id FROM {excusal}
-        WHERE starts_on <= %(date)s AND (ends_on IS NULL OR ends_on >= %(date)s) {of_unit}
+        SELECT DISTINCT student_id FROM {excusal} WHERE {excused_on} {of_unit}
     ) ex ON ex.student_id = s.id
     LEFT JOIN (
         SELECT student_id, {tag_flags}
@@ -185,6 +188,7 @@ def _sql(level: str | None, slots: int = 1) -> str:
         slot=CheckinSlot._meta.db_table,
         report=DailyReport._meta.db_table,
         excusal=Excusal._meta.db_table,
+        excused_on=EXCUSED_ON_SQL,
         tag=KeyAttentionTag._meta.db_table,
         klass=SchoolClass._meta.db_table,
         grade=Grade._meta.db_table,

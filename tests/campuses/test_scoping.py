@@ -216,3 +216,44 @@ def test_fingerprint_is_what_the_user_sees_not_who_they_are(world):
     assert len({base.fingerprint(), *(s.fingerprint() for s in others)}) == len(others) + 1
     coordinator = world["A"].coordinator
     assert scope_for(coordinator).fingerprint() != scope_for(world["B"].coordinator).fingerprint()
+
+
+def _sql_ids(scope: Scope, roles=None) -> set[int]:
+    from django.db import connection
+
+    condition, params = scope.student_sql("s", roles=roles)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT s.id FROM {Student._meta.db_table} s WHERE {condition}", params)
+        return {row[0] for row in cursor.fetchall()}
+
+
+def test_student_sql_selects_what_student_q_selects(world):
+    """The scope's SQL for hand-written statements (the class page's roster) and its Q
+    select the same students — every persona, through every role or only some, a
+    student's own record, no grant, everything, a grant at the university, and grants
+    at several levels at once."""
+    from campuses.scoping import HEALTH_ROLES, Grant
+
+    a, b = world["A"], world["B"]
+    users = [getattr(world[key], p) for key in "AB" for p in sorted(STAFF_PERSONAS)]
+    scopes = [scope_for(u) for u in [*users, world.uni_admin, world.nobody, a.student_user, a.expired_duty]]
+    scopes += [
+        Scope(user_id=None, everything=True),
+        Scope(user_id=1, grants=(Grant(Role.COUNSELLOR, "university", world.university.pk),)),
+        Scope(
+            user_id=1,
+            student_id=b.student.pk,
+            grants=(
+                Grant(Role.COUNSELLOR, "school_class", a.classes[0].pk),
+                Grant(Role.CLASS_MONITOR, "grade", b.grade.pk),
+                Grant(Role.LOGISTICS_OFFICER, "room", a.rooms[0].pk),
+            ),
+        ),
+    ]
+    seen_some = 0
+    for scope in scopes:
+        for roles in (None, HEALTH_ROLES, {Role.CLASS_MONITOR}):
+            expected = set(Student.objects.filter(scope.student_q(roles=roles)).values_list("id", flat=True))
+            assert _sql_ids(scope, roles) == expected, (scope, roles)
+            seen_some += bool(expected) and expected != set(Student.objects.values_list("id", flat=True))
+    assert seen_some >= 10  # the comparison is between real, partial selections

@@ -19,7 +19,7 @@ from reports.models import CheckinSlot, DailyReport, ReportSource
 from reports.rollup import rollup_compile_day
 from reports.rollup_models import SignOff, SignOffState
 from reports.services import ReportAnswer, report_submit_proxy
-from students.models import ContactLog
+from students.models import ContactLog, EnrolmentStatus
 from tests.dashboard.scenario import as_ints, card_figures, expected_figures, row_figures
 from tests.reports.checkin import counsellors_and_contacts, local, submit
 
@@ -199,6 +199,60 @@ def test_university_admin_sees_both_campuses(client, world, day):
             as_ints(row_figures(text, f"campus:{campus.pk}"))["reported"]
             == (expected_figures(on=day.today, slot_code="morning", campus=campus)["reported"])
         )
+
+
+def _roster(text: str) -> dict[int, tuple[str, bool, str | None]]:
+    """The class page's roster: per student id, the status, whether the row is marked
+    abnormal and the temperature cell (None where the page has no such column)."""
+    table = text[text.index('data-table="roster"') : text.index("</table>", text.index('data-table="roster"'))]
+    rows = {}
+    for attrs, body in re.findall(r"<tr data-student=\"(\d+\"[^>]*)>(.*?)</tr>", table, re.S):
+        pk = int(attrs.split('"')[0])
+        status = re.search(r'data-status="(\w*)"', body).group(1)
+        cells = re.findall(r'<td class="num">([^<]*)</td>', body)
+        rows[pk] = (status, 'class="is-alert"' in attrs, cells[0].strip() if cells else None)
+    return rows
+
+
+def test_class_roster_states_add_up_to_the_figures(client, world, day):
+    """The class page's roster (one hand-written statement, reports.dashboard): each
+    student's state for the slot — reported, missing, excused, or none when not
+    enrolled — with the abnormal mark and the temperature for a health role only, the
+    students of the viewer's scope only, and the states counting to the card's figures."""
+    a = world["A"]
+    a.students[2].enrolment_status = EnrolmentStatus.SUSPENDED
+    a.students[2].save()
+    first, second = (unit_url(f"school_class:{k.pk}", slot="morning") for k in a.classes)
+    s = a.students
+
+    counsellor = page(client, a.counsellor, first)
+    assert _roster(counsellor) == {
+        s[0].pk: ("reported", False, "36.5"),
+        s[1].pk: ("reported", True, "38.1"),
+        s[2].pk: ("", False, "—"),  # suspended: not expected
+    }
+    assert "非在读" in counsellor
+    text = page(client, a.counsellor, second)
+    roster = _roster(text)
+    assert roster == {
+        s[3].pk: ("reported", False, "36.5"),
+        s[4].pk: ("excused", False, "—"),
+        s[5].pk: ("missing", False, "—"),
+    }
+    figures = as_ints(card_figures(text, "morning"))
+    for state in ("reported", "missing", "excused"):
+        assert figures[state] == sum(r[0] == state for r in roster.values()), state
+
+    monitor = page(client, a.monitor, first)  # names only: no mark, no temperature column
+    assert _roster(monitor) == {
+        s[0].pk: ("reported", False, None),
+        s[1].pk: ("reported", False, None),
+        s[2].pk: ("", False, None),
+    }
+    assert "38.1" not in monitor
+
+    yesterday = page(client, a.counsellor, unit_url(f"school_class:{a.classes[0].pk}", date=day.yesterday.isoformat()))
+    assert 'data-status="' not in yesterday[yesterday.index('data-table="roster"') :]  # a past day: no states
 
 
 def test_class_monitor_sees_names_but_no_health(client, world, day):
@@ -746,3 +800,33 @@ def test_abnormal_and_follow_up_lists_show_the_report(client, world, day):
     assert '<span class="tag">Abnormal temperature</span>' in row(section(english, "abnormal"))
     form = row(section(english, "follow-ups"))  # the list's labels, translated once for the list
     assert 'placeholder="What was done"' in form and 'data-action="follow-up">Followed up</button>' in form
+
+
+def test_a_list_counts_only_a_full_page(world, day, django_assert_num_queries):
+    """A dashboard list's total: a page that is not full is the whole list (no count
+    statement), a full one is counted — so a truncated list still says how many."""
+    from campuses.scoping import scope_for
+    from reports.dashboard import _report_page, missing_page
+    from reports.selectors import report_list
+    from students.models import Student
+
+    a = world["A"]
+    scope_for(a.counsellor)  # read the scope before counting statements
+    students = Student.objects.filter(campus=a.campus)
+    missing = {"user": a.counsellor, "on": day.today, "slot_code": "morning", "students": students}
+    with django_assert_num_queries(2):  # the page and its details
+        whole = missing_page(**missing, limit=5)
+    with django_assert_num_queries(3):  # and the count
+        cut = missing_page(**missing, limit=1)
+    assert (whole.total, len(whole.rows), whole.truncated) == (2, 2, False)
+    assert (cut.total, len(cut.rows), cut.truncated) == (2, 1, True)
+    assert missing_page(**missing, limit=2).total == 2  # exactly full: counted, the same
+
+    reports = report_list(user=a.counsellor).filter(date=day.today, campus=a.campus).order_by("student_id")
+    scope = scope_for(a.counsellor)
+    with django_assert_num_queries(1):
+        whole = _report_page(reports, scope, 10)
+    with django_assert_num_queries(2):
+        cut = _report_page(reports, scope, 2)
+    assert (whole.total, len(whole.rows)) == (3, 3)
+    assert (cut.total, [r.student_id for r in cut.rows]) == (3, [s.pk for s in a.students[:2]])
