@@ -163,7 +163,7 @@ class Scope:
         of units).  The same grants, read the same way, as the Q."""
         if self.everything:
             return "1 = 1", {}
-        _student_table, column = quoted_columns(_student_model())
+        column = quoted_columns(_student_model())[1]
         campus_table, campus = quoted_columns(Campus)
         terms, params = [], {}
         for level, ids in self._granted(STUDENT_PATHS, roles).items():
@@ -191,9 +191,7 @@ class Scope:
     # -- the public filters ------------------------------------------------
     def students(self, queryset: QuerySet | None = None) -> QuerySet:
         """The students this user may see (a student: only themself)."""
-        from students.models import Student
-
-        qs = Student.objects.all() if queryset is None else queryset
+        qs = _student_model().objects.all() if queryset is None else queryset
         return qs.filter(self.student_q())
 
     def units(self, model: type[models.Model], queryset: QuerySet | None = None) -> QuerySet:
