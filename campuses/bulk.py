@@ -130,11 +130,14 @@ def insert_rows(model: type[models.Model], fields: Sequence[models.Field], rows:
     return written
 
 
-def in_array_sql() -> str:
+def in_array_sql(placeholder: str = "%s") -> str:
     """SQL that tests the expression before it against a list passed as one parameter
     (:func:`array_param`), so a statement is the same whatever the number of values:
-    ``= ANY(%s)`` on PostgreSQL, ``IN (SELECT value FROM json_each(%s))`` on SQLite."""
-    return "= ANY(%s)" if connection.vendor == "postgresql" else "IN (SELECT value FROM json_each(%s))"
+    ``= ANY(%s)`` on PostgreSQL, ``IN (SELECT value FROM json_each(%s))`` on SQLite;
+    ``placeholder`` for a named parameter (``%(name)s``)."""
+    if connection.vendor == "postgresql":
+        return f"= ANY({placeholder})"
+    return f"IN (SELECT value FROM json_each({placeholder}))"
 
 
 def array_param(values: Iterable) -> object:

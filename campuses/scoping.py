@@ -163,12 +163,11 @@ class Scope:
         of units).  The same grants, read the same way, as the Q."""
         if self.everything:
             return "1 = 1", {}
-        column = quoted_columns(_student_model())[1]
-        campus_table, campus = quoted_columns(Campus)
+        column, campus_table, campus = _student_sql_columns()
         terms, params = [], {}
         for level, ids in self._granted(STUDENT_PATHS, roles).items():
             key = f"{name}_{level}"
-            test = in_array_sql().replace("%s", f"%({key})s")
+            test = in_array_sql(f"%({key})s")
             if level == "university":  # reached through the student's campus
                 of_university = f"SELECT {campus['id']} FROM {campus_table} WHERE {campus['university']} {test}"
                 terms.append(f"{alias}.{column['campus']} IN ({of_university})")
@@ -238,6 +237,13 @@ def _student_model() -> type[models.Model]:
     from students.models import Student  # students depends on campuses, not the reverse
 
     return Student
+
+
+@per_vendor
+def _student_sql_columns() -> tuple[dict[str, str], str, dict[str, str]]:
+    """The quoted columns :meth:`Scope.student_sql` writes: the student's, the campus
+    table and its columns."""
+    return (quoted_columns(_student_model())[1], *quoted_columns(Campus))
 
 
 def _today() -> dt.date:

@@ -49,7 +49,7 @@ from reports.models import (
     SlotCode,
     SlotState,
 )
-from reports.rollup import EXCUSED_ON_SQL, UnitFigures, rollup_compute_slots
+from reports.rollup import UnitFigures, excused_students_sql, rollup_compute_slots, unit_students_filter
 from reports.rollup_models import FIGURES, Level, RollupSnapshot, SignOff, SignOffState
 from reports.selectors import (
     CHASE_ROLES,
@@ -590,7 +590,7 @@ def missing_page(
             MissingRow(id=s.pk, student_number=s.student_number, name=s.name, class_name=s.school_class.name)
             for s in qs[:limit]
         ]
-        return ListPage(rows=rows, total=_page_total(rows, limit, qs) if total is None else total, detailed=False)
+        return ListPage(rows=rows, total=_page_total(rows, limit, qs, total), detailed=False)
     counted = qs
     qs = qs.annotate(may_chase=scope_for(user).role_flag(CHASE_ROLES))
     rows = [
@@ -608,7 +608,7 @@ def missing_page(
         )
         for s in missing_details(qs[:limit], on=on)
     ]
-    return ListPage(rows=rows, total=_page_total(rows, limit, counted) if total is None else total)
+    return ListPage(rows=rows, total=_page_total(rows, limit, counted, total))
 
 
 @dataclass(frozen=True)
@@ -659,10 +659,13 @@ _REPORT_ROW_COLUMNS = (
 )
 
 
-def _page_total(rows: list, limit: int, qs: QuerySet) -> int:
+def _page_total(rows: list, limit: int, qs: QuerySet, known: int | None = None) -> int:
     """How many rows a list has in all, given its first page ``rows`` (at most
-    ``limit``): a page that is not full is the whole list, and only a full one costs
-    the count (a class's lists are nearly always short)."""
+    ``limit``): the ``known`` total if the caller has it; else a page that is not full
+    is the whole list, and only a full one costs the count (a class's lists are nearly
+    always short)."""
+    if known is not None:
+        return known
     return len(rows) if len(rows) < limit else qs.count()
 
 
@@ -711,27 +714,27 @@ def _roster_sql() -> tuple[str, list]:
     """The class page's roster: the class's students in the viewer's scope (``{scope}``),
     and for a live day the slot's report of each, whether they are excused, whether
     their campus has the slot, and whether the viewer sees their health (``{health}``)
-    — the roll-up's own joins (:mod:`reports.rollup`), so the roster's states add up to
-    the figures above it.  One statement, written once: the ORM's compilation of the
-    same four subqueries made the roster 3.3 ms of a page on the benchmark's machine,
-    this statement 0.9 ms.  And the fields of the report columns it converts."""
+    — the roll-up's joins (:mod:`reports.rollup`) and its excused students, so the
+    roster's states add up to the figures above it (but every student listed: the slot
+    an outer join, where the roll-up counts only the students whose campus has it).
+    One statement, written once: the ORM's compilation of the same four subqueries made
+    the roster 3.3 ms of a page on the benchmark's machine, this statement 0.9 ms.  And
+    the fields of the report columns it converts."""
     student_table, s = quoted_columns(Student)
     slot_table, sl = quoted_columns(CheckinSlot)
     report_table, r = quoted_columns(DailyReport)
-    excusal_table, e = quoted_columns(Excusal)
+    excused = excused_students_sql(unit_students_filter(Level.SCHOOL_CLASS))
     sql = (
         f"SELECT s.{s['id']}, s.{s['student_number']}, s.{s['name']}, s.{s['enrolment_status']}, "
-        f"r.{r['abnormal']}, r.{r['temperature']}, r.{r['id']}, ex.{e['student']}, sl.{sl['id']}, "
+        f"r.{r['abnormal']}, r.{r['temperature']}, r.{r['id']}, ex.student_id, sl.{sl['id']}, "
         "CASE WHEN {health} THEN 1 ELSE 0 END "
         f"FROM {student_table} s "
         f"LEFT JOIN {slot_table} sl ON sl.{sl['campus']} = s.{s['campus']} "
         f"AND sl.{sl['code']} = %(slot)s AND sl.{sl['active']} "
         f"LEFT JOIN {report_table} r ON r.{r['student']} = s.{s['id']} AND r.{r['date']} = %(date)s "
         f"AND r.{r['slot']} = sl.{sl['id']} "
-        f"LEFT JOIN (SELECT DISTINCT {e['student']} FROM {excusal_table} WHERE {EXCUSED_ON_SQL} "
-        f"AND {e['student']} IN (SELECT {s['id']} FROM {student_table} WHERE {s['school_class']} = %(klass)s)"
-        f") ex ON ex.{e['student']} = s.{s['id']} "
-        f"WHERE s.{s['school_class']} = %(klass)s AND {{scope}} ORDER BY s.{s['student_number']}"
+        f"LEFT JOIN ({excused}) ex ON ex.student_id = s.{s['id']} "
+        f"WHERE s.{s['school_class']} = %(unit)s AND {{scope}} ORDER BY s.{s['student_number']}"
     )
     return sql, [DailyReport._meta.get_field(name) for name in ("abnormal", "temperature")]
 
@@ -756,7 +759,7 @@ def _class_roster(scope: Scope, node: UnitNode, on: dt.date, slot_code: str | No
     params = {
         "slot": slot_code,
         "date": connection.ops.adapt_datefield_value(on),
-        "klass": node.id,
+        "unit": node.id,
         **seen_params,
         **health_params,
     }

@@ -53,10 +53,6 @@ _FIGURE_SUMS = """
            SUM(CASE WHEN COALESCE(r.whereabouts, s.whereabouts) NOT IN ('on_campus', 'home') THEN 1 ELSE 0 END)
                AS f11"""
 
-#: The excusals in force on ``%(date)s`` (:func:`reports.selectors.excusals_on` in SQL),
-#: for the statements that count and list who is expected.
-EXCUSED_ON_SQL = "starts_on <= %(date)s AND (ends_on IS NULL OR ends_on >= %(date)s)"
-
 _ROLLUP_SQL = """
 SELECT c.*, k.name AS class_name, g.id AS grade_id, g.name AS grade_name, co.id AS college_id,
        co.name AS college_name, ca.id AS campus_id, ca.name AS campus_name, u.id AS university_id,
@@ -67,9 +63,7 @@ FROM (
     FROM {student} s
     JOIN {slot} sl ON sl.campus_id = s.campus_id AND sl.code IN ({slots}) AND sl.active
     LEFT JOIN {report} r ON r.student_id = s.id AND r.date = %(date)s AND r.slot_id = sl.id
-    LEFT JOIN (
-        SELECT DISTINCT student_id FROM {excusal} WHERE {excused_on} {of_unit}
-    ) ex ON ex.student_id = s.id
+    LEFT JOIN ({excused}) ex ON ex.student_id = s.id
     LEFT JOIN (
         SELECT student_id, {tag_flags}
         FROM {tag}
@@ -169,6 +163,22 @@ _UNIT_COLUMNS = {
 _NARROWED = frozenset({Level.SCHOOL_CLASS, Level.GRADE})
 
 
+def unit_students_filter(level: str) -> str:
+    """``AND student_id IN`` the students of unit ``%(unit)s`` of ``level`` (a class, a
+    grade, a college or a campus): narrows a subquery of per-student rows to a unit."""
+    return f"AND student_id IN (SELECT id FROM {Student._meta.db_table} WHERE {_UNIT_COLUMNS[level]} = %(unit)s)"
+
+
+def excused_students_sql(of_unit: str = "") -> str:
+    """The students excused on ``%(date)s`` (:func:`reports.selectors.excusals_on` in
+    SQL), one row each, narrowed by ``of_unit`` (:func:`unit_students_filter`): whom the
+    roll-up and the class's roster do not expect."""
+    return (
+        f"SELECT DISTINCT student_id FROM {Excusal._meta.db_table} "
+        f"WHERE starts_on <= %(date)s AND (ends_on IS NULL OR ends_on >= %(date)s) {of_unit}"
+    )
+
+
 def _sql(level: str | None, slots: int = 1) -> str:
     """The class statement for the slot codes ``%(slot0)s`` … (``slots`` of them), for
     every student or — ``level`` — for the students of unit ``%(unit)s`` of that level."""
@@ -177,7 +187,7 @@ def _sql(level: str | None, slots: int = 1) -> str:
         column = _UNIT_COLUMNS[level]
         unit_filter = f"AND s.{column} = %(unit)s"
         if level in _NARROWED:
-            of_unit = f"AND student_id IN (SELECT id FROM {Student._meta.db_table} WHERE {column} = %(unit)s)"
+            of_unit = unit_students_filter(level)
     return _ROLLUP_SQL.format(
         figure_sums=_FIGURE_SUMS,
         tag_sums=",\n           ".join(f"COALESCE(SUM(tg.t{i}), 0) AS t{i}" for i in range(len(TAG_KINDS))),
@@ -187,8 +197,7 @@ def _sql(level: str | None, slots: int = 1) -> str:
         student=Student._meta.db_table,
         slot=CheckinSlot._meta.db_table,
         report=DailyReport._meta.db_table,
-        excusal=Excusal._meta.db_table,
-        excused_on=EXCUSED_ON_SQL,
+        excused=excused_students_sql(of_unit),
         tag=KeyAttentionTag._meta.db_table,
         klass=SchoolClass._meta.db_table,
         grade=Grade._meta.db_table,
