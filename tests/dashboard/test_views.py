@@ -15,7 +15,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from campuses.models import Assignment, Role
-from reports.models import CheckinSlot, DailyReport, ReportSource
+from reports.models import CheckinSlot, DailyReport, HealthStatus, ReportSource
 from reports.rollup import rollup_compile_day
 from reports.rollup_models import SignOff, SignOffState
 from reports.services import ReportAnswer, report_submit_proxy
@@ -830,3 +830,24 @@ def test_a_list_counts_only_a_full_page(world, day, django_assert_num_queries):
         cut = _report_page(reports, scope, 2)
     assert (whole.total, len(whole.rows)) == (3, 3)
     assert (cut.total, [r.student_id for r in cut.rows]) == (3, [s.pk for s in a.students[:2]])
+
+
+def test_the_proxy_forms_inputs_are_in_the_pages_language(client, world, day):
+    """The proxy form's inputs are rendered once per process and language
+    (reports.forms.proxy_fields): a page in English after one in Chinese, and Chinese
+    again after it, each get their own language's choices."""
+    a = world["A"]
+    url = unit_url(f"school_class:{a.classes[0].pk}", slot="morning")
+
+    def health_options(text: str) -> list[str]:
+        form = text[text.index('data-action="proxy"') :]
+        select = re.search(r'<select name="health_status"[^>]*>(.*?)</select>', form, re.S).group(1)
+        return re.findall(r"<option [^>]*>([^<]*)</option>", select)
+
+    chinese = health_options(page(client, a.counsellor, url))
+    english = health_options(page(client, a.counsellor, url, **{"Accept-Language": "en"}))
+    again = health_options(page(client, a.counsellor, url))
+    assert chinese[0] == again[0] == "健康"
+    assert english[0] == "Well"
+    assert len(chinese) == len(english) == len(HealthStatus.choices)
+    assert not set(chinese) & set(english)
