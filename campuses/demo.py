@@ -50,6 +50,7 @@ from django.db import connection, models, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone, translation
 
+from campuses.id_numbers import id_check_digit
 from campuses.models import (
     Assignment,
     Building,
@@ -263,21 +264,6 @@ class DemoResult:
 
     counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
-
-
-def id_check_digit(body: str) -> str:
-    """The GB 11643-1999 check character (0-9 or X) for the first 17 digits."""
-    total = sum(int(c) * w for c, w in zip(body, _ID_WEIGHTS, strict=True))
-    return _ID_CHECKS[total % 11]
-
-
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_ID_CHECKS = "10X98765432"
-
-
-def id_number_valid(value: str) -> bool:
-    """True for an 18-character resident ID number whose check character matches."""
-    return len(value) == 18 and value[:17].isdigit() and id_check_digit(value[:17]) == value[17]
 
 
 def grade_years(today: dt.date) -> list[int]:

@@ -109,6 +109,22 @@ def test_full_width_digits_and_spaced_phone_numbers_are_read(world, tmp_path):
     assert Student.objects.get(student_number="9A000001").phone == "13900000001"
 
 
+@pytest.mark.parametrize("padding", [" ", "\u3000", "\t"])
+def test_cells_padded_with_spaces_or_full_width_spaces_are_read_trimmed(world, tmp_path, padding):
+    """A CSV cell padded with spaces — a full-width space (U+3000) too, which an
+    ideographic input method types — is read as its text; a full-width space inside a
+    name stays a space."""
+    row = student_row(world, seq=1, 姓名=f"{padding}欧阳\u3000娜娜{padding}")
+    row = {header: f"{padding}{value}{padding}" if header != "姓名" else value for header, value in row.items()}
+
+    result = run(write_csv(tmp_path / "r.csv", [row]))
+
+    assert result.ok, result.errors
+    student = Student.objects.get(student_number=row["学号"].strip(" \u3000\t"))
+    assert student.name == "欧阳 娜娜"
+    assert student.phone == row["手机"].strip(" \u3000\t")
+
+
 def test_missing_required_columns_is_one_clear_error(world, tmp_path):
     headers = [h for h in HEADERS if h not in ("姓名", "班级")]
     path = write_csv(tmp_path / "r.csv", [student_row(world, seq=1)], headers=headers)
@@ -162,7 +178,30 @@ def test_bad_rows_import_nothing_and_name_each_row(world, tmp_path):
     assert "男" in messages[(3, "性别")]
     assert "第 8、9 行" in messages[(8, "学号")]
     assert "18位" in messages[(16, "身份证号")]
+    assert messages[(4, "手机")] == "“12345678901”应为11位手机号"
     assert all(isinstance(e, RosterError) and e.message for e in result.errors)
+
+
+def test_phone_problems_speak_the_imports_language_and_other_scripts_digits_are_refused(world, tmp_path):
+    """The phone columns' hints are translated once per import, in its language; a phone
+    or ID number in another script's digits (Arabic-Indic here, which NFKC leaves as
+    they are) is not a number."""
+    arabic_indic = "".join(chr(0x0660 + int(c)) for c in "13900000001")
+    rows = [
+        student_row(world, seq=1, 手机="12345"),
+        student_row(world, seq=2, 监护人电话="999"),
+        student_row(world, seq=3, 手机=arabic_indic),
+        student_row(world, seq=4, 身份证号="".join(chr(0x0660 + int(c)) for c in "12010220050202001") + "2"),
+    ]
+    path = write_csv(tmp_path / "r.csv", rows)
+    with translation.override("en"):
+        result = run(path)
+    messages = {(e.row, e.column): e.message for e in result.errors}
+    assert set(messages) == {(2, "手机"), (3, "监护人电话"), (4, "手机"), (5, "身份证号")}
+    assert messages[(2, "手机")] == "“12345”Should be an 11-digit mobile number"
+    assert messages[(3, "监护人电话")] == "“999”Should be an 11-digit mobile number or a landline with its area code"
+    assert not result.imported and not Student.objects.filter(student_number__in=[r["学号"] for r in rows]).exists()
+    assert run(path).errors[0].message == "“12345”应为11位手机号"  # and in Chinese by default
 
 
 def test_allow_partial_imports_clean_rows_and_reports_the_rest(world, tmp_path):
