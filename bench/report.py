@@ -265,6 +265,11 @@ def checks_from(results: dict) -> list[dict]:
         if xlsx_small:
             out.append(_growth_check("5e", "5 roster import, XLSX", xlsx_s, xlsx_small, config=config,
                                      reference="time at the small size", unit="s"))  # fmt: skip
+        own_parse_s = _get(im, "parse_calamine", "result", "seconds")
+        if own_parse_s is not None:
+            out.append(check("5f", "5 roster import, XLSX vs its own reader's bare parse", xlsx_s, "s", target="—",
+                             met=None, reference="python-calamine parse (the import's reader)",
+                             reference_figure=own_parse_s, ratio_kind="times"))  # fmt: skip
     else:
         err = _get(im, "csv", "error", default="not run")
         out.append(check("5a", "5 roster import", None, "", target="CSV ≤ 10 s", met=False, note=f"failed: {err}"))
@@ -421,7 +426,7 @@ def _steps(results: dict):
             for k, v in pages.items()
         ),
     )
-    for key in ("csv", "xlsx", "parse_xlsx", "copy", "import_export", "csv_small", "xlsx_small"):
+    for key in ("csv", "xlsx", "parse_xlsx", "parse_calamine", "copy", "import_export", "csv_small", "xlsx_small"):
         yield f"5 import: {key}", r("import", key), _get(r("import", key), "result", "queries", default="—")
     rm = r("reminders", "large", "result")
     yield "6 reminder round (the measuring process)", r("reminders", "large"), "—"

@@ -298,6 +298,12 @@ def _step_import_product(opts) -> dict:
     return import_product(Path(opts.path))
 
 
+def _step_parse_calamine(opts) -> dict:
+    from bench.m_import import parse_calamine
+
+    return parse_calamine(Path(opts.path))
+
+
 def _step_parse_xlsx(opts) -> dict:
     from bench.m_import import parse_xlsx
 
@@ -327,6 +333,7 @@ STEPS = {
     "ledger": _step_ledger,
     "import_product": _step_import_product,
     "parse_xlsx": _step_parse_xlsx,
+    "parse_calamine": _step_parse_calamine,
     "copy_raw": _step_copy_raw,
     "import_ie": _step_import_ie,
 }
@@ -521,6 +528,7 @@ def imports(
     out["csv"] = median_of("import_product", "--path", f"{big}.csv")
     out["xlsx"] = fresh("import_product", "--path", f"{big}.xlsx")
     out["parse_xlsx"] = runner.child("parse_xlsx", base, "--path", f"{big}.xlsx")
+    out["parse_calamine"] = runner.child("parse_calamine", base, "--path", f"{big}.xlsx")
     out["copy"] = median_of("copy_raw", "--path", f"{big}.csv")
     out["import_export"] = fresh("import_ie", "--path", f"{big}.csv", "--rows", str(min(ie_rows, students)))
     out["import_export"]["total_rows"] = students

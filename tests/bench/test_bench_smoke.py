@@ -308,6 +308,7 @@ def test_roster_import_measurement(roster):
         "csv": {"result": m_import.import_product(csv_path, rollback=True)},
         "xlsx": {"result": m_import.import_product(xlsx_path, rollback=True)},
         "parse_xlsx": {"result": m_import.parse_xlsx(xlsx_path)},
+        "parse_calamine": {"result": m_import.parse_calamine(xlsx_path)},
         "csv_small": {"result": m_import.import_product(csv_path, rollback=True)},
     }
     assert Student.objects.count() == STUDENTS  # rolled back
@@ -317,13 +318,16 @@ def test_roster_import_measurement(roster):
     admin = m_import._importer()
     assert admin is not None and result["csv"]["result"]["by"] == admin.username
     assert result["csv"]["result"]["history_rows_by"] == result["xlsx"]["result"]["history_rows_by"] == 40
-    assert result["parse_xlsx"]["result"]["rows"] == 40
+    assert result["parse_xlsx"]["result"]["rows"] == result["parse_calamine"]["result"]["rows"] == 40
+    assert result["parse_xlsx"]["result"]["cells"] == result["parse_calamine"]["result"]["cells"]
     if connection.vendor == "postgresql":
         result["copy"] = {"result": m_import.copy_raw(csv_path, rollback=True)}
         assert result["copy"]["result"]["rows"] == 40
     results = {"config": {"students": 40, "small_students": 40}, "measurements": {"import": result}}
-    rows = [c for c in checks_from(results) if c["id"] in ("5a", "5b", "5d")]
+    rows = [c for c in checks_from(results) if c["id"] in ("5a", "5b", "5d", "5f")]
     _assert_checked(rows)
+    own = {r["id"]: r for r in rows}["5f"]  # informational: the import over its own reader's parse
+    assert own["met"] is None and own["reference_figure"] == result["parse_calamine"]["result"]["seconds"]
 
 
 def test_a_repeated_import_reports_its_median_run_and_the_spread():

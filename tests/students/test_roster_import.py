@@ -335,6 +335,82 @@ def test_xlsx_id_stored_as_a_number_is_refused_with_format_as_text_advice(world,
     assert Student.objects.filter(student_number=rows[0]["学号"]).exists()
 
 
+def test_xlsx_is_read_from_the_sheet_it_opens_on_with_the_sheets_own_row_numbers(world, tmp_path):
+    """A workbook saved on its second sheet, whose table starts at B3 below a blank row
+    and a title, with an empty row inside it: the active sheet is the roster (the first
+    holds notes), its rows keep the numbers Excel shows, the empty row is skipped."""
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    notes = workbook.active
+    notes.title = "说明"
+    notes.append(["学号", "请勿在此页填写"])  # a header that would match, on the wrong sheet
+    roster = workbook.create_sheet("花名册")
+    roster["B2"] = "2024级学生花名册"
+    for column, header in enumerate(HEADERS, start=2):
+        roster.cell(row=3, column=column, value=header)
+    good, bad = student_row(world, seq=1), student_row(world, seq=2, 性别="?")
+    for row_number, row in ((4, good), (6, bad)):  # row 5 left empty
+        for column, header in enumerate(HEADERS, start=2):
+            roster.cell(row=row_number, column=column, value=row[header])
+    workbook.active = 1
+    workbook.save(tmp_path / "r.xlsx")
+
+    result = run(tmp_path / "r.xlsx", allow_partial=True)
+
+    assert result.total_rows == 2
+    assert cells(result) == {(6, "性别")}
+    assert Student.objects.filter(student_number=good["学号"]).exists()
+
+
+def test_xlsx_cells_of_other_types_are_read_as_the_text_a_person_sees(world, tmp_path):
+    """A true/false cell reads 是/否, a date cell its ISO date, a whole number without
+    its ".0" — and a phone column holding a date and time is refused, showing it."""
+    import datetime as dt
+
+    rows = [
+        student_row(world, seq=1, 监护人=True, 床位=2.0),
+        student_row(world, seq=2, 监护人=dt.date(1980, 5, 1)),
+        student_row(world, seq=3, 手机=dt.datetime(2024, 9, 1, 8, 30)),  # noqa: DTZ001 (Excel keeps no zone)
+    ]
+
+    result = run(write_xlsx(tmp_path / "r.xlsx", rows), allow_partial=True)
+
+    assert cells(result) == {(4, "手机")}
+    assert result.errors[0].message == "“2024090108:30:00”应为11位手机号"  # the date's text, as phones are read
+    first, second = (Student.objects.get(student_number=rows[i]["学号"]) for i in (0, 1))
+    assert (first.guardian_name, first.bed, second.guardian_name) == ("是", "2", "1980-05-01")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"PK\x03\x04 not really a zip", b"", b"\x89PNG\r\n\x1a\n an image renamed"],
+    ids=["broken-zip", "empty", "png"],
+)
+def test_a_file_that_is_not_a_workbook_is_one_clear_error(world, tmp_path, content):
+    path = tmp_path / "r.xlsx"
+    path.write_bytes(content)
+
+    result = run(path)
+
+    assert not result.imported and result.total_rows == 0
+    assert len(result.errors) == 1 and result.errors[0].row == 0
+    assert "无法读取 Excel 文件" in result.errors[0].message
+
+
+def test_a_zip_that_is_not_a_workbook_is_one_clear_error(world, tmp_path):
+    import zipfile
+
+    path = tmp_path / "r.xlsx"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("readme.txt", "不是工作簿")
+
+    result = run(path)
+
+    assert [(e.row, e.column) for e in result.errors] == [(0, "")]
+    assert "无法读取 Excel 文件" in result.errors[0].message
+
+
 def test_csv_id_saved_in_scientific_notation_is_refused(world, tmp_path):
     rows = [student_row(world, seq=1, 身份证号="3.70202E+17")]
 
