@@ -382,6 +382,30 @@ def test_xlsx_cells_of_other_types_are_read_as_the_text_a_person_sees(world, tmp
     assert (first.guardian_name, first.bed, second.guardian_name) == ("是", "2", "1980-05-01")
 
 
+def test_xlsx_with_a_wrong_dimension_is_read_whole(world, tmp_path):
+    """Some generators write a <dimension> smaller than the sheet (A1:B2 here): every row
+    and column there is read all the same."""
+    import re
+    import zipfile
+
+    rows = [student_row(world, seq=n) for n in range(1, 6)]
+    source = write_xlsx(tmp_path / "source.xlsx", rows)
+    path = tmp_path / "r.xlsx"
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(path, "w") as rewritten:
+        for item in original.infolist():
+            data = original.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data, replaced = re.subn(rb'<dimension ref="[^"]*"\s*/>', b'<dimension ref="A1:B2"/>', data)
+                assert replaced == 1
+            rewritten.writestr(item, data)
+
+    result = run(path)
+
+    assert result.ok, result.errors
+    assert result.created == 5
+    assert Student.objects.get(student_number=rows[4]["学号"]).guardian_phone == rows[4]["监护人电话"]
+
+
 @pytest.mark.parametrize(
     "content",
     [b"PK\x03\x04 not really a zip", b"", b"\x89PNG\r\n\x1a\n an image renamed"],
