@@ -30,16 +30,15 @@ import django
 
 django.setup()
 
+from campuses.id_numbers import id_check_digit  # noqa: E402
 from campuses.models import Building, SchoolClass  # noqa: E402
 from students.provinces import PROVINCES  # noqa: E402
 from students.roster import HEADERS  # noqa: E402
 
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-
 
 def _id_number(seq: int, prefix: str) -> str:
     body = f"{prefix}{2004 + seq % 3}{1 + seq % 12:02d}{1 + seq % 28:02d}{seq % 1000:03d}"
-    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, _WEIGHTS, strict=True)) % 11]
+    return body + id_check_digit(body)
 
 
 def rows(n: int, *, change: int = 0):

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
+from xml.etree import ElementTree
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -145,7 +146,11 @@ _STUDENT_NUMBER_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]*$")
 _PHONE_RE = re.compile(r"^1[3-9]\d{9}$", re.ASCII)
 _GUARDIAN_PHONE_RE = re.compile(r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$", re.ASCII)
 _GRADE_RE = re.compile(r"^(\d{4})级?$")
-_ACTIVE_TAB_RE = re.compile(rb"<(?:\w+:)?workbookView\b[^>]*\bactiveTab=\"(\d+)\"")
+# A sheet's error cells (t="e": #N/A, #REF!… a formula left), found in its XML.
+_ERROR_CELL_RE = re.compile(rb'<(?:\w+:)?c\b[^>]*\bt="e"[^>]*>')
+_CELL_END_RE = re.compile(rb"</(?:\w+:)?c>")
+_CELL_REF_RE = re.compile(rb'\br="([A-Z]+)(\d+)"')
+_CELL_VALUE_RE = re.compile(rb"<(?:\w+:)?v>([^<]*)<")
 _SCIENTIFIC_RE = re.compile(r"^\d+(\.\d+)?[eE][+-]?\d+$")
 _EXCEL_DIGITS = 15  # Excel keeps 15 significant digits of a number
 _AS_TEXT_HINT = gettext_lazy("请将该列单元格格式设置为“文本”后重新填写")
@@ -388,23 +393,76 @@ def _until_header(records: Iterator[tuple[int, Any]]) -> list[tuple[int, list[st
     return head
 
 
-def _active_sheet(archive: zipfile.ZipFile, names: list[str]) -> int:
-    """The index of the sheet Excel opens the workbook on (``activeTab`` of its first
-    ``<workbookView>``, as openpyxl's ``workbook.active``): the one a person saved the
-    roster on."""
+def _local(name: str) -> str:
+    """An XML tag or attribute name without its namespace."""
+    return name.rsplit("}", 1)[-1]
+
+
+def _active_sheet(archive: zipfile.ZipFile, count: int) -> tuple[int, str | None]:
+    """The sheet the workbook opens on — its index (``activeTab`` of the first
+    ``<workbookView>``, as openpyxl's ``workbook.active``: the sheet a person saved the
+    roster on) and its part in the package (None where the package does not say)."""
+    try:  # two small parts; expat (2.4 and later) refuses entity-expansion bombs
+        book = ElementTree.fromstring(archive.read("xl/workbook.xml"))
+        rels = ElementTree.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
+    except (KeyError, zipfile.BadZipFile, ElementTree.ParseError):
+        return 0, None
+    views = [el for el in book.iter() if _local(el.tag) == "workbookView"]
     try:
-        match = _ACTIVE_TAB_RE.search(archive.read("xl/workbook.xml"))
-    except (KeyError, zipfile.BadZipFile):
-        return 0
-    index = int(match.group(1)) if match else 0
-    return index if index < len(names) else 0
+        index = int(views[0].get("activeTab", 0)) if views else 0
+    except ValueError:
+        index = 0
+    index = index if 0 <= index < count else 0
+    sheets = [el for el in book.iter() if _local(el.tag) == "sheet"]
+    if index >= len(sheets):
+        return index, None
+    rel_id = next((value for key, value in sheets[index].attrib.items() if _local(key) == "id"), None)
+    targets = {el.get("Id"): el.get("Target") for el in rels.iter() if _local(el.tag) == "Relationship"}
+    target = targets.get(rel_id)
+    if not target:
+        return index, None
+    return index, target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+
+
+def _error_cells(archive: zipfile.ZipFile, part: str) -> dict[int, dict[int, str]]:
+    """The error cells of the sheet ``part`` (a formula's #N/A, #REF!…) by row number
+    and 0-based column, with their codes: python-calamine reads them as empty cells, and
+    an empty cell would pass as a blank (a re-import blanking a stored phone).  The XML
+    (95 MiB for 100,000 rows) is streamed to look for one; only a sheet that has one is
+    read whole."""
+    found: dict[int, dict[int, str]] = defaultdict(dict)
+    marker, tail = b't="e"', b""
+    with archive.open(part) as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            if marker in tail + chunk[: len(marker)] or marker in chunk:
+                break
+            tail = chunk[-len(marker) :]
+        else:
+            return found
+    xml = archive.read(part)
+    for match in _ERROR_CELL_RE.finditer(xml):
+        ref = _CELL_REF_RE.search(match.group())
+        if ref is None:
+            continue
+        code = b""
+        if not match.group().endswith(b"/>"):
+            end = _CELL_END_RE.search(xml, match.end())
+            value = _CELL_VALUE_RE.search(xml, match.end(), end.start() if end else len(xml))
+            code = value.group(1) if value else b""
+        column = 0
+        for letter in ref.group(1):
+            column = column * 26 + letter - 64
+        found[int(ref.group(2))][column - 1] = code.decode("utf-8", "replace") or "#ERROR"
+    return found
 
 
 def _read_xlsx(source: IO[bytes], parsed: ParsedRoster, progress: ProgressCallback | None) -> None:
     """The active sheet's cells, read by python-calamine (Rust's calamine): 1.7 s for a
     100,000-row roster where openpyxl's read-only mode took 28 s (bench/README.md, 5b).
-    Values come as text, float, bool, date or datetime — an empty cell as ""; rows are
-    numbered as the sheet numbers them (an empty row above the header still counts)."""
+    Values come as text, float, bool, date or datetime — an empty cell as "", and an
+    error cell as well, so those are found in the sheet's XML (:func:`_error_cells`) and
+    refused; rows are numbered as the sheet numbers them (an empty row above the header
+    still counts)."""
     from python_calamine import CalamineError, CalamineWorkbook
 
     data = source.read()
@@ -414,7 +472,9 @@ def _read_xlsx(source: IO[bytes], parsed: ParsedRoster, progress: ProgressCallba
             names = workbook.sheet_names
             if not names:
                 raise CalamineError("no sheet")
-            sheet = workbook.get_sheet_by_index(_active_sheet(archive, names))
+            index, part = _active_sheet(archive, len(names))
+            sheet = workbook.get_sheet_by_index(index)
+            spoiled = _error_cells(archive, part) if part in archive.namelist() else {}
     except (zipfile.BadZipFile, CalamineError, OSError, ValueError) as exc:
         parsed.errors.append(
             RosterError(
@@ -429,6 +489,7 @@ def _read_xlsx(source: IO[bytes], parsed: ParsedRoster, progress: ProgressCallba
         if not _find_header(_until_header(records), parsed):
             return
         header_of = {index: header for header, index in parsed.columns.items()}
+        first_column = sheet.start[1] if sheet.start else 0  # rows come whole from the left of the table
         step = _batch_size()
         for number, values in records:
             cells = []
@@ -444,6 +505,15 @@ def _read_xlsx(source: IO[bytes], parsed: ParsedRoster, progress: ProgressCallba
                 if problem is not None:
                     parsed.errors.append(RosterError(number, header_of[index], problem))
                 cells.append(text)
+            for column, code in spoiled.get(number, {}).items():
+                index = column - first_column
+                if index in header_of and index < len(cells):
+                    cells[index] = code  # never a blank
+                    parsed.errors.append(
+                        RosterError(
+                            number, header_of[index], _("单元格是公式错误 %(code)s，请改为实际的值") % {"code": code}
+                        )
+                    )
             if any(cells):
                 parsed.rows.append((number, cells))
             if number % step == 0:

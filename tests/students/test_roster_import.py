@@ -382,22 +382,76 @@ def test_xlsx_cells_of_other_types_are_read_as_the_text_a_person_sees(world, tmp
     assert (first.guardian_name, first.bed, second.guardian_name) == ("是", "2", "1980-05-01")
 
 
-def test_xlsx_with_a_wrong_dimension_is_read_whole(world, tmp_path):
-    """Some generators write a <dimension> smaller than the sheet (A1:B2 here): every row
-    and column there is read all the same."""
+def _rewrite_sheet(source, path, sheet: str, *substitutions) -> None:
+    """Copy the workbook ``source`` to ``path`` with regex ``substitutions`` applied to the
+    XML of ``sheet`` (its part in the package), each required to match once."""
     import re
     import zipfile
 
-    rows = [student_row(world, seq=n) for n in range(1, 6)]
-    source = write_xlsx(tmp_path / "source.xlsx", rows)
-    path = tmp_path / "r.xlsx"
     with zipfile.ZipFile(source) as original, zipfile.ZipFile(path, "w") as rewritten:
         for item in original.infolist():
             data = original.read(item.filename)
-            if item.filename == "xl/worksheets/sheet1.xml":
-                data, replaced = re.subn(rb'<dimension ref="[^"]*"\s*/>', b'<dimension ref="A1:B2"/>', data)
-                assert replaced == 1
+            if item.filename == sheet:
+                for pattern, replacement in substitutions:
+                    data, replaced = re.subn(pattern, replacement, data)
+                    assert replaced == 1, pattern
             rewritten.writestr(item, data)
+
+
+def test_xlsx_formula_errors_are_refused_not_read_as_blanks(world, tmp_path):
+    """A formula's #N/A or #REF! (a VLOOKUP that found nothing) is an error cell, which
+    python-calamine reads as empty: on the sheet the workbook opens on — the second
+    here, its table from column B — the import finds them and refuses those cells, so a re-import never blanks a
+    stored phone, and a name is never imported as blank."""
+    from openpyxl import Workbook
+
+    existing = student_row(world, seq=1)
+    assert run(write_csv(tmp_path / "first.csv", [existing])).ok
+    workbook = Workbook()
+    workbook.active.append(["说明"])
+    sheet = workbook.create_sheet("花名册")
+    sheet.append([None, *HEADERS])  # the table from column B
+    again = {**existing, "手机": "PHONE"}
+    fresh = student_row(world, seq=2, 姓名="NAME")
+    for row in (again, fresh):
+        sheet.append([None, *(row[h] for h in HEADERS)])
+    workbook.active = 1
+    workbook.save(tmp_path / "source.xlsx")
+    phone = HEADERS.index("手机")
+    name = HEADERS.index("姓名")
+    column = lambda i: chr(ord("B") + i)  # noqa: E731
+    _rewrite_sheet(
+        tmp_path / "source.xlsx",
+        tmp_path / "r.xlsx",
+        "xl/worksheets/sheet2.xml",
+        (rf'<c r="{column(phone)}2" t="inlineStr"><is><t>PHONE</t></is></c>'.encode(),
+         f'<c r="{column(phone)}2" t="e"><f>VLOOKUP(A2,Sheet1!A:B,2,0)</f><v>#N/A</v></c>'.encode()),
+        (rf'<c r="{column(name)}3" t="inlineStr"><is><t>NAME</t></is></c>'.encode(),
+         f'<c r="{column(name)}3" t="e"><v>#REF!</v></c>'.encode()),
+    )  # fmt: skip
+
+    result = run(tmp_path / "r.xlsx", allow_partial=True)
+
+    messages = {(e.row, e.column): e.message for e in result.errors}
+    assert messages == {
+        (2, "手机"): "单元格是公式错误 #N/A，请改为实际的值",
+        (3, "姓名"): "单元格是公式错误 #REF!，请改为实际的值",
+    }
+    assert Student.objects.get(student_number=existing["学号"]).phone == existing["手机"]
+    assert not Student.objects.filter(student_number=fresh["学号"]).exists()
+    with translation.override("en"):
+        english = run(tmp_path / "r.xlsx", allow_partial=True).errors[0].message
+    assert english == "The cell is a formula error #N/A: type in the actual value"
+
+
+def test_xlsx_with_a_wrong_dimension_is_read_whole(world, tmp_path):
+    """Some generators write a <dimension> smaller than the sheet (A1:B2 here): every row
+    and column there is read all the same."""
+    rows = [student_row(world, seq=n) for n in range(1, 6)]
+    source = write_xlsx(tmp_path / "source.xlsx", rows)
+    path = tmp_path / "r.xlsx"
+    wrong = (rb'<dimension ref="[^"]*"\s*/>', b'<dimension ref="A1:B2"/>')
+    _rewrite_sheet(source, path, "xl/worksheets/sheet1.xml", wrong)
 
     result = run(path)
 
@@ -771,3 +825,20 @@ def test_the_commands_error_table_counts_the_problems_it_does_not_print():
     with translation.override("en"):
         assert error_table(errors, limit=2).splitlines()[-1] == "… and 1 more problems not listed."
     assert len(error_table(errors, limit=3).splitlines()) == 2 + 3  # headers, rule, every row
+
+
+@pytest.mark.parametrize("offset", [0, 2, 5])
+def test_an_error_cell_across_the_streams_chunks_is_found(tmp_path, offset):
+    """The sheet's XML is streamed a mebibyte at a time to look for an error cell: one
+    whose ``t="e"`` straddles two chunks is found too."""
+    import zipfile
+
+    cell = b'<c r="AB7" t="e"><v>#N/A</v></c>'
+    start = (1 << 20) - len(b'<c r="AB7" ') - offset  # t="e" begins `offset` bytes before the boundary
+    xml = b" " * start + cell + b" " * 100
+    assert xml.index(b't="e"') == (1 << 20) - offset
+    path = tmp_path / "sheet.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("xl/worksheets/sheet1.xml", xml)
+    with zipfile.ZipFile(path) as archive:
+        assert roster_module._error_cells(archive, "xl/worksheets/sheet1.xml") == {7: {27: "#N/A"}}
