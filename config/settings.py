@@ -149,6 +149,9 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     _broker_dir = Path(env.str("CELERY_FILESYSTEM_DIR", default=str(VAR_DIR / "celery")))
     CELERY_BROKER_URL = "filesystem://"
+    # kombu's filesystem transport with messages renamed into place once written whole
+    # (config.celery_filesystem): a worker never takes a file that is still empty.
+    CELERY_BROKER_TRANSPORT = "config.celery_filesystem:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
