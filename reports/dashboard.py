@@ -703,7 +703,9 @@ class RosterRow:
     student_number: str
     name: str
     enrolled: bool
-    status: str = ""  # "reported", "missing", "excused" or "" (past day / not enrolled)
+    # "reported", "missing", "excused", "pending" (no report yet, the slot not open) or
+    # "" (a past day, or not enrolled)
+    status: str = ""
     abnormal: bool = False
     temperature: object = None
     health: bool = False
@@ -739,9 +741,13 @@ def _roster_sql() -> tuple[str, list]:
     return sql, [DailyReport._meta.get_field(name) for name in ("abnormal", "temperature")]
 
 
-def _class_roster(scope: Scope, node: UnitNode, on: dt.date, slot_code: str | None, live: bool) -> list[RosterRow]:
+def _class_roster(
+    scope: Scope, node: UnitNode, on: dt.date, slot_code: str | None, live: bool, *, upcoming: bool = False
+) -> list[RosterRow]:
     """The students of a class in the user's scope (one query); for today, whether each
-    has reported the slot (health details only where the user may see them)."""
+    has reported the slot (health details only where the user may see them).  Before
+    the slot opens (``upcoming``) nobody is missing yet: a student without a report is
+    pending (待报)."""
     if not (live and slot_code):
         qs = scope.students(Student.objects.filter(school_class_id=node.id)).order_by("student_number")
         return [
@@ -777,7 +783,7 @@ def _class_roster(scope: Scope, node: UnitNode, on: dt.date, slot_code: str | No
         elif report_id is not None:
             status = "reported"
         else:
-            status = "missing"
+            status = "pending" if upcoming else "missing"
         health = bool(sees_health)
         rows.append(
             RosterRow(
@@ -813,6 +819,8 @@ class Dashboard:
     signoff_days: list[dt.date]
     signoff_rows: list[SignOffRow]
     missing: ListPage | None = None
+    # The viewer has a missing list but the slot has not opened: none is listed yet.
+    missing_not_started: bool = False
     abnormal: ListPage | None = None
     follow_ups: ListPage | None = None
     roster: list[RosterRow] | None = None
@@ -820,6 +828,12 @@ class Dashboard:
     @property
     def current(self) -> SlotFigures | None:
         return next((s for s in self.slots if s.code == self.slot_code), None)
+
+    @property
+    def upcoming(self) -> bool:
+        """Today's chosen slot has not opened yet (no student can have reported it)."""
+        current = self.current
+        return current is not None and current.state == SlotState.UPCOMING
 
     @property
     def figures(self) -> Figures | None:
@@ -883,7 +897,7 @@ def dashboard(
         signoff_rows=signoff_rows,
     )
     if node.level == Level.SCHOOL_CLASS:
-        board.roster = _class_roster(scope, node, on, slot_code, live)
+        board.roster = _class_roster(scope, node, on, slot_code, live, upcoming=board.upcoming)
     if lists:
         live_lists(user=user, board=board)
     return board
@@ -899,7 +913,10 @@ def live_lists(*, user, board: Dashboard) -> None:
     node, on, slot_code, current = board.node, board.on, board.slot_code, board.current
     in_unit = {UNIT_COLUMN[node.level]: node.id}
     detailed = missing_list_detailed(user)
-    if detailed is not None:
+    if detailed is not None and board.upcoming:
+        # Before the slot opens nobody is missing yet: no list, and nothing to chase.
+        board.missing_not_started = True
+    elif detailed is not None:
         # Where the list's roles reach the whole unit, its total is the unit's live figure.
         roles = HEALTH_ROLES if detailed else NAMES_ONLY_ROLES
         whole = current and scope.reaches_all_of(((r.level, r.id) for r in node.chain), roles=roles)

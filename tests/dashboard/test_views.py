@@ -255,6 +255,40 @@ def test_class_roster_states_add_up_to_the_figures(client, world, day):
     assert 'data-status="' not in yesterday[yesterday.index('data-table="roster"') :]  # a past day: no states
 
 
+def test_before_a_slot_opens_nobody_is_missing_yet(client, world, day, at_930):
+    """At 09:30 campus A's noon slot (11:30–14:30) has not opened: the class page marks
+    its students pending (待报), not missing, lists no one to chase and does not flag
+    the card's count; the open morning slot beside it still does.  Once the noon slot
+    opens, the same students are missing and listed."""
+    a = world["A"]
+    s = a.students
+    second = unit_url(f"school_class:{a.classes[1].pk}", slot="noon")
+
+    text = page(client, a.counsellor, second)
+    assert _roster(text) == {
+        s[3].pk: ("pending", False, "—"),
+        s[4].pk: ("excused", False, "—"),
+        s[5].pk: ("pending", False, "—"),
+    }
+    assert '<span class="badge">待报</span>' in text and '<span class="badge warn">未报</span>' not in text
+    missing = _section(text, "missing")
+    assert 'data-missing="not-started"' in missing and "午检尚未开始报送" in missing
+    assert "<tr" not in missing and 'data-action="contacted"' not in text
+    assert '<dd data-figure="missing" class="">2</dd>' in text.split('data-slot-card="noon"')[1].split("</a>")[0]
+    assert 'class="warn">1</dd>' in text.split('data-slot-card="morning"')[1].split("</a>")[0]
+
+    college = page(client, a.college_admin, unit_url(f"college:{a.college.pk}", slot="noon"))
+    assert 'data-missing="not-started"' in _section(college, "missing")
+    english = page(client, a.counsellor, second, **{"Accept-Language": "en"})
+    assert "has not opened yet" in _section(english, "missing") and ">Pending</span>" in english
+
+    at_930.move_to(local(11, 31), tick=False)
+    opened = page(client, a.counsellor, second)
+    assert _roster(opened)[s[5].pk] == ("missing", False, "—")
+    listed = set(re.findall(r'<tr data-student="(\d+)"', _section(opened, "missing")))
+    assert listed == {str(s[3].pk), str(s[5].pk)}
+
+
 def test_class_monitor_sees_names_but_no_health(client, world, day):
     a = world["A"]
 
@@ -385,6 +419,11 @@ def test_campus_figures_are_cached_briefly_and_grades_never(client, world, day, 
     fresh = page(client, a.coordinator)
     assert as_ints(card_figures(fresh, "morning"))["missing"] == 1
     assert "截至 09:31:01" in fresh
+
+
+def _section(text: str, name: str) -> str:
+    start = text.index(f'<section class="panel" id="{name}">')
+    return text[start : text.index("</section>", start)]
 
 
 def _missing_total(text: str) -> int:
