@@ -13,22 +13,9 @@ when it opens one.  On PostgreSQL it is built ``CONCURRENTLY``: an upgrade does 
 stop the check-in for the time it takes to read a table of millions.
 """
 
-from django.contrib.postgres.operations import AddIndexConcurrently
 from django.db import migrations, models
 
-
-class AddIndexConcurrentlyWherePossible(AddIndexConcurrently):
-    """``CREATE INDEX CONCURRENTLY`` on PostgreSQL, a plain index elsewhere (SQLite)."""
-
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            return super().database_forwards(app_label, schema_editor, from_state, to_state)
-        return migrations.AddIndex.database_forwards(self, app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            return super().database_backwards(app_label, schema_editor, from_state, to_state)
-        return migrations.AddIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
+from reports.migration_operations import AddIndexConcurrentlyWherePossible
 
 
 class Migration(migrations.Migration):
