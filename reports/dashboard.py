@@ -323,6 +323,11 @@ class SlotFigures:
     def state_label(self) -> str:
         return SlotState(self.state).label if self.state else ""
 
+    @property
+    def upcoming(self) -> bool:
+        """Today's slot has not opened yet: nobody can have reported it, nobody is missing."""
+        return self.state == SlotState.UPCOMING
+
 
 @per_vendor
 def _active_slots_sql() -> tuple[str, str, list]:
@@ -831,9 +836,9 @@ class Dashboard:
 
     @property
     def upcoming(self) -> bool:
-        """Today's chosen slot has not opened yet (no student can have reported it)."""
+        """Today's chosen slot has not opened yet (:attr:`SlotFigures.upcoming`)."""
         current = self.current
-        return current is not None and current.state == SlotState.UPCOMING
+        return current is not None and current.upcoming
 
     @property
     def figures(self) -> Figures | None:
@@ -877,7 +882,7 @@ def dashboard(
     codes = [s.code for s in slots]
     if slot_code not in codes:
         # The latest slot of the day that has opened (the first of the day before any has).
-        started = [s.code for s in slots if s.state != SlotState.UPCOMING]
+        started = [s.code for s in slots if not s.upcoming]
         slot_code = started[-1] if started else (codes[0] if codes else None)
     current = next((s for s in slots if s.code == slot_code), None)
     trend = _trend(node, on, slot_code, current.figures if current else None, live) if slot_code else {}

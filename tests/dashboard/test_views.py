@@ -201,6 +201,12 @@ def test_university_admin_sees_both_campuses(client, world, day):
         )
 
 
+def _section(text: str, name: str) -> str:
+    """A panel of the page (its <section id=...>), up to its end."""
+    start = text.index(f'<section class="panel" id="{name}">')
+    return text[start : text.index("</section>", start)]
+
+
 def _roster(text: str) -> dict[int, tuple[str, bool, str | None]]:
     """The class page's roster: per student id, the status, whether the row is marked
     abnormal and the temperature cell (None where the page has no such column)."""
@@ -419,11 +425,6 @@ def test_campus_figures_are_cached_briefly_and_grades_never(client, world, day, 
     fresh = page(client, a.coordinator)
     assert as_ints(card_figures(fresh, "morning"))["missing"] == 1
     assert "截至 09:31:01" in fresh
-
-
-def _section(text: str, name: str) -> str:
-    start = text.index(f'<section class="panel" id="{name}">')
-    return text[start : text.index("</section>", start)]
 
 
 def _missing_total(text: str) -> int:
@@ -813,31 +814,27 @@ def test_abnormal_and_follow_up_lists_show_the_report(client, world, day):
     a = world["A"]
     report = DailyReport.objects.get(student=a.students[1], date=day.today)
 
-    def section(text: str, name: str) -> str:
-        start = text.index(f'<section class="panel" id="{name}">')
-        return text[start : text.index("</section>", start)]
-
     def row(fragment: str) -> str:
         start = fragment.index(f'<tr data-report="{report.pk}" class="is-alert">')
         return fragment[start : fragment.index("</tr>", start)]
 
     counsellor = page(client, a.counsellor, unit_url(f"school_class:{a.classes[0].pk}", slot="morning"))
     for name in ("abnormal", "follow-ups"):
-        cells = row(section(counsellor, name))
+        cells = row(_section(counsellor, name))
         assert a.students[1].student_number in cells and a.students[1].name in cells
         assert a.classes[0].name in cells and "38.1" in cells and '<span class="tag">体温异常</span>' in cells
         assert 'data-action="follow-up"' in cells
     assert "异常报告（晨检，1 份）" in counsellor
 
     coordinator = page(client, a.coordinator, unit_url(f"campus:{a.campus.pk}", slot="morning"))
-    cells = row(section(coordinator, "abnormal"))
+    cells = row(_section(coordinator, "abnormal"))
     assert "38.1" in cells and "待跟进" in cells and 'data-action="follow-up"' not in cells
     assert 'id="follow-ups"' not in coordinator  # a coordinator chases no one
 
     english = page(client, a.counsellor, unit_url(f"school_class:{a.classes[0].pk}", slot="morning"),
                    **{"Accept-Language": "en"})  # fmt: skip
-    assert '<span class="tag">Abnormal temperature</span>' in row(section(english, "abnormal"))
-    form = row(section(english, "follow-ups"))  # the list's labels, translated once for the list
+    assert '<span class="tag">Abnormal temperature</span>' in row(_section(english, "abnormal"))
+    form = row(_section(english, "follow-ups"))  # the list's labels, translated once for the list
     assert 'placeholder="What was done"' in form and 'data-action="follow-up">Followed up</button>' in form
 
 
