@@ -18,6 +18,7 @@ from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken
+from rest_framework_simplejwt.models import TokenUser
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.utils import get_md5_hash_password
 
@@ -47,6 +48,33 @@ class JWTUserAuthentication(JWTAuthentication):
         ) != get_md5_hash_password(user.password):
             raise AuthenticationFailed(_("The user's password has been changed."), code="password_changed")
         return user
+
+
+class TokenAccount(TokenUser):
+    """A bearer's account as far as its token tells: its id, nothing read.  Permissions
+    and throttles need no more; a view that needs the account itself reads it with
+    :func:`authenticate_account`."""
+
+
+class JWTDeferredUserAuthentication(JWTUserAuthentication):
+    """:class:`JWTUserAuthentication` with the token checked now and the account read
+    later, or not at all: for a view whose own statement checks the account (the
+    check-in's first report, :func:`reports.services.report_submit_direct`) and that
+    calls :func:`authenticate_account` whenever it takes any other way."""
+
+    def get_user(self, validated_token):
+        if api_settings.USER_ID_CLAIM not in validated_token:
+            raise InvalidToken(_("Token contained no recognizable user identification"))
+        return TokenAccount(validated_token)
+
+
+def authenticate_account(request):
+    """The request's user, read as :class:`JWTUserAuthentication` reads it (with its
+    refusals) when the deferred authentication left a :class:`TokenAccount`; from then
+    on it is ``request.user``."""
+    if isinstance(request.user, TokenAccount):
+        request.user = JWTUserAuthentication().get_user(request.auth)
+    return request.user
 
 
 class JWTUserScheme(SimpleJWTScheme):

@@ -1,9 +1,13 @@
 """POST/GET /api/v1/reports/ as the mobile app uses it: new, retry, edit, refusals,
-error shape and language, filters, and the cost in SQL queries."""
+error shape and language, filters, and the cost in SQL queries.  Every test runs twice:
+with the account given (forced authentication) and with the app's bearer token, with
+which a first report is one statement on PostgreSQL (``report_submit_direct``) and
+everything else the full way."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 
 import pytest
@@ -13,9 +17,18 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from reports.models import DailyReport
+from tests.reports import checkin
 from tests.reports.checkin import answer, client_for, codes, local, submit, today
 
 CLIENT_ID = "7b0c5a4e-3b59-4a8e-9c55-1c2b7a0d9f11"
+
+
+@pytest.fixture(autouse=True, params=["forced", "bearer"])
+def sign_in(request, monkeypatch) -> str:
+    """How this module's clients sign in: ``forced`` or ``bearer`` (see the module)."""
+    if request.param == "bearer":
+        monkeypatch.setitem(globals(), "client_for", functools.partial(checkin.client_for, bearer=True))
+    return request.param
 
 
 def test_new_report_is_201_and_retry_with_same_client_id_is_200(world, slots, morning):
@@ -223,43 +236,55 @@ def test_student_lists_only_their_own_history(world, slots, morning):
 #: rows, lazy-bot counts) and the insert — with its history row in the same statement on
 #: PostgreSQL, a second one elsewhere.
 FIRST_REPORT_STATEMENTS = 2 if connection.vendor == "postgresql" else 3
+#: With a bearer token on PostgreSQL a first report is one statement, the account's
+#: checks included (report_submit_direct).
+DIRECT = connection.vendor == "postgresql"
+
+
+def first_report_statements(sign_in: str) -> int:
+    if sign_in == "bearer":
+        return 1 if DIRECT else 1 + FIRST_REPORT_STATEMENTS  # elsewhere the account is read first
+    return FIRST_REPORT_STATEMENTS
 
 
 def _statements(captured) -> list[str]:
     return [q["sql"] for q in captured.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
 
 
-def test_a_submission_costs_a_fixed_number_of_queries(world, slots, morning):
-    """Auth is forced, so this counts the check-in itself (the student comes with the
-    user, as the bearer authentication loads them): one read and one write."""
+def test_a_submission_costs_a_fixed_number_of_queries(world, slots, morning, sign_in):
+    """A first report: one read and one write when the account is given (it comes with
+    its student); with a bearer token on PostgreSQL, one statement for everything."""
     client = client_for(world["A"].student_user)
     with CaptureQueriesContext(connection) as first:
         assert client.post("/api/v1/reports/", answer(client_id=CLIENT_ID), format="json").status_code == 201
     with CaptureQueriesContext(connection) as retry:
         assert client.post("/api/v1/reports/", answer(client_id=CLIENT_ID), format="json").status_code == 200
-    assert len(_statements(first)) == FIRST_REPORT_STATEMENTS, "\n".join(_statements(first))
-    # A retry: the probe finds the report, the locking path reads it back.
-    assert len(_statements(retry)) == 2, "\n".join(_statements(retry))
+    assert len(_statements(first)) == first_report_statements(sign_in), "\n".join(_statements(first))
+    # A retry: the probe finds the report, the locking path reads it back — with a bearer
+    # token after the account's read, and on PostgreSQL after the one statement found it.
+    bearer = {"forced": 0, "bearer": 1 + DIRECT}[sign_in]
+    assert len(_statements(retry)) == 2 + bearer, "\n".join(_statements(retry))
 
 
 def test_bearer_authentication_loads_the_student_with_the_user(world, slots, morning):
-    """With a real token, authenticating costs one query and the view asks nothing more
-    about the student."""
+    """With a real token the account is read with its student in one query, and the view
+    asks nothing more about the student — on PostgreSQL, in the first report's one
+    statement."""
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(world['A'].student_user)}")
     with CaptureQueriesContext(connection) as captured:
         response = client.post("/api/v1/reports/", answer(client_id=CLIENT_ID), format="json")
     assert response.status_code == 201
     assert response.json()["student"] == world["A"].student.pk
-    assert len(_statements(captured)) == 1 + FIRST_REPORT_STATEMENTS, "\n".join(_statements(captured))
+    assert len(_statements(captured)) == first_report_statements("bearer"), "\n".join(_statements(captured))
 
 
 @pytest.mark.parametrize("n_extra", [0, 40])
-def test_submission_cost_does_not_grow_with_history(world, slots, morning, n_extra):
+def test_submission_cost_does_not_grow_with_history(world, slots, morning, n_extra, sign_in):
     student = world["A"].student
     for days_back in range(1, n_extra + 1):
         submit(student, when=local(8, 0, day=today() - dt.timedelta(days=days_back)), note=str(days_back))
     client = client_for(world["A"].student_user)
     with CaptureQueriesContext(connection) as captured:
         assert client.post("/api/v1/reports/", answer(), format="json").status_code == 201
-    assert len(_statements(captured)) == FIRST_REPORT_STATEMENTS
+    assert len(_statements(captured)) == first_report_statements(sign_in)

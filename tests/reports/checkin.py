@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import AccessToken
 
 from campuses.models import Assignment, Role
 from reports.models import CheckinSlot, SlotCode
@@ -74,9 +75,16 @@ def submit(student, *, when: dt.datetime | None = None, slot: str = "morning", *
     )
 
 
-def client_for(user, *, language: str | None = None) -> APIClient:
+def client_for(user, *, language: str | None = None, bearer: bool = False) -> APIClient:
+    """An API client signed in as ``user``: authentication forced (the account is the
+    one given, nothing read), or with ``bearer`` an access token as the app sends it —
+    valid for a day, as tests move the clock by hours."""
     client = APIClient(HTTP_ACCEPT_LANGUAGE=language) if language else APIClient()
-    if user is not None:
+    if user is not None and bearer:
+        token = AccessToken.for_user(user)
+        token.set_exp(lifetime=dt.timedelta(days=1))
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    elif user is not None:
         client.force_authenticate(user)
     return client
 
