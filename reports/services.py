@@ -270,23 +270,11 @@ def _new_report(*, student: Student, slot: CheckinSlot, day: dt.date) -> DailyRe
     )
 
 
-def _apply(
-    report: DailyReport,
-    *,
-    answer: ReportAnswer,
-    digest: str,
-    source: str,
-    by,
-    now: dt.datetime,
-    client_id: uuid.UUID | None,
-    bot_flags: Sequence[str] = (),
-) -> None:
-    """Write the answer and everything derived from it onto ``report`` (not saved).
-    ``bot_flags``: a self-report's lazy-bot flags, read by :func:`_probe`."""
-    _apply_answer(
-        report, answer=answer, digest=digest, source=source, by=by, now=now, client_id=client_id, bot_flags=bot_flags
-    )
-    report.late = report.slot.is_late(report.date, now)
+def _apply(report: DailyReport, **changes) -> None:
+    """Write the answer and everything derived from it onto ``report`` (not saved):
+    :func:`_apply_answer`, and whether it is late for the report's slot."""
+    _apply_answer(report, **changes)
+    report.late = report.slot.is_late(report.date, changes["now"])
 
 
 def _apply_answer(
@@ -300,7 +288,8 @@ def _apply_answer(
     client_id: uuid.UUID | None,
     bot_flags: Sequence[str] = (),
 ) -> None:
-    """:func:`_apply` but for ``late``, which needs the report's slot."""
+    """Write the answer and everything derived from it but ``late`` onto ``report`` (not
+    saved).  ``bot_flags``: a self-report's lazy-bot flags, read by :func:`_probe`."""
     for name in ReportAnswer.FIELDS:
         value = getattr(answer, name)
         setattr(report, name, list(value) if isinstance(value, tuple) else value)
