@@ -63,6 +63,8 @@ class JWTDeferredUserAuthentication(JWTUserAuthentication):
     calls :func:`authenticate_account` whenever it takes any other way."""
 
     def get_user(self, validated_token):
+        if api_settings.USER_ID_FIELD != "id":  # the statement knows accounts by primary key
+            return super().get_user(validated_token)
         if api_settings.USER_ID_CLAIM not in validated_token:
             raise InvalidToken(_("Token contained no recognizable user identification"))
         return TokenAccount(validated_token)
