@@ -731,12 +731,8 @@ def report_submit_direct(
         user_id=user_id,
     )
     report.slot = CheckinSlot(id=slot_id, campus_id=campus_id, code=slot_code, active=True)
-    report.campus_id, report.college_id, report.grade_id, report.school_class_id = (
-        campus_id,
-        college_id,
-        grade_id,
-        class_id,
-    )
+    for unit in ("campus_id", "college_id", "grade_id", "school_class_id"):
+        setattr(report, unit, getattr(report.student, unit))
     for instance in (report, report.student, report.slot):
         instance._state.adding, instance._state.db = False, conn.alias
     return SubmitResult(report, SubmitOutcome.CREATED)

@@ -109,18 +109,6 @@ class DailyReportViewSet(_Throttled, mixins.ListModelMixin, mixins.RetrieveModel
                 queryset = queryset.filter(date=selectors.local_now().date())
         return queryset
 
-    @extend_schema(
-        summary="Submit my check-in",
-        description=(
-            "A student reports for themself.  201 when new; 200 with the same report for an identical retry "
-            "(same `client_id`, or the same answer for the same slot and date) and for an edit while the slot "
-            "is open.  409 `slot_closed` after the slot closes, `slot_not_open` before it opens, "
-            "`client_id_conflict` when a client id is reused for a different answer.  Server-set fields "
-            "(`student`, `source`, `status`...) are refused with `not_allowed`."
-        ),
-        request=ReportInputSerializer,
-        responses={201: DailyReportSerializer, 200: DailyReportSerializer},
-    )
     def get_authenticators(self):
         # A student's first report of a slot checks the account in its own statement
         # (create); every other request reads it first.  The schema documents the one
@@ -134,6 +122,18 @@ class DailyReportViewSet(_Throttled, mixins.ListModelMixin, mixins.RetrieveModel
             ]
         return super().get_authenticators()
 
+    @extend_schema(
+        summary="Submit my check-in",
+        description=(
+            "A student reports for themself.  201 when new; 200 with the same report for an identical retry "
+            "(same `client_id`, or the same answer for the same slot and date) and for an edit while the slot "
+            "is open.  409 `slot_closed` after the slot closes, `slot_not_open` before it opens, "
+            "`client_id_conflict` when a client id is reused for a different answer.  Server-set fields "
+            "(`student`, `source`, `status`...) are refused with `not_allowed`."
+        ),
+        request=ReportInputSerializer,
+        responses={201: DailyReportSerializer, 200: DailyReportSerializer},
+    )
     def create(self, request, *args, **kwargs):
         serializer = ReportInputSerializer(data=request.data)
         direct = self._create_direct(request, serializer)

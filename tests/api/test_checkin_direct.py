@@ -71,7 +71,10 @@ def _row(report_id: int) -> dict:
     ("history", "values", "at"),
     [
         pytest.param({"days": 0}, {"temperature": "36.5"}, (8, 0, 5), id="healthy"),
+        pytest.param({"days": 0}, {"temperature": "36.5"}, (6, 0, 0), id="at-the-opening"),
+        pytest.param({"days": 0}, {"temperature": "36.5"}, (9, 0, 0), id="at-the-due-time-not-late"),
         pytest.param({"days": 0}, {"temperature": "38.2", "symptoms": ["cough"]}, (9, 0, 1), id="fever-late"),
+        pytest.param({"days": 0}, {"temperature": "36.5"}, (9, 59, 59), id="last-second-late"),
         pytest.param({"days": 7}, {"temperature": "36.5"}, (7, 0, 30), id="identical-answers"),
         pytest.param({"days": 6}, {"temperature": "36.5"}, (7, 0, 30), id="six-days-not-a-bot"),
         pytest.param(

@@ -11,6 +11,7 @@ import schemathesis
 from django.core import signals
 from django.core.management import call_command
 from django.db import close_old_connections
+from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from rest_framework_simplejwt.tokens import AccessToken
@@ -39,6 +40,17 @@ def test_schema_validates_without_warnings(tmp_path):
     ):
         assert f"  {path}:" in text, path
     assert "ErrorResponse" in text
+
+
+def test_the_check_in_is_documented_as_submitted():
+    """POST /reports/ carries its own summary, input and answers (its view also chooses
+    its authentication, which must not take the documentation's place)."""
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    operation = schema["paths"]["/api/v1/reports/"]["post"]
+    assert operation["summary"] == "Submit my check-in"
+    assert operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/ReportInputRequest")
+    assert {"200", "201"} <= set(operation["responses"])
+    assert operation["security"] == [{"jwtAuth": []}, {"cookieAuth": []}]
 
 
 def test_docs_are_served_from_our_static_files(client):

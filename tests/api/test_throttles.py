@@ -7,8 +7,10 @@ from __future__ import annotations
 import os
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 
+from reports.models import DailyReport
 from tests.reports.checkin import answer, client_for, codes
 
 needs_redis = pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="the Redis counter needs REDIS_URL")
@@ -32,6 +34,22 @@ def test_check_in_rate_per_user_answers_429_with_retry_after(world, slots, morni
     assert 0 < int(throttled["Retry-After"]) <= 60
     # Another student's counter is their own.
     assert client_for(world["B"].student_user).post("/api/v1/reports/", answer(), format="json").status_code == 201
+
+
+def test_a_bearer_tokens_first_reports_count_against_its_account(world, slots, morning, settings):
+    """The app's first reports — one statement on PostgreSQL, the account read only by it
+    — are counted per account like any request, and refused once over the rate."""
+    _rate(settings, "2/min")
+    student, classmate = world["A"].student, world["A"].classmate
+    classmate.user = get_user_model().objects.create_user(username="stu_A_classmate")
+    classmate.save()
+    client = client_for(student.user, bearer=True)
+    assert client.post("/api/v1/reports/", answer(), format="json").status_code == 201
+    assert client.post("/api/v1/reports/", answer(slot="noon"), format="json").status_code == 409  # not open yet
+    throttled = client.post("/api/v1/reports/", answer(), format="json")
+    assert (throttled.status_code, codes(throttled, "detail")) == (429, ["throttled"])
+    assert DailyReport.objects.filter(student=student).count() == 1
+    assert client_for(classmate.user, bearer=True).post("/api/v1/reports/", answer(), format="json").status_code == 201
 
 
 @needs_redis
